@@ -21,11 +21,10 @@ from onnx import TensorProto, helper, numpy_helper
 from profiler.model import op_cost as oc
 from profiler.model.onnx_load import load_onnx, with_static_shapes
 
-#: Columns of the per-node frame, in order.
-COLUMNS = [
-    "name", "op_type", "domain", "flops", "macs", "bytes_read", "bytes_written", "params",
-    "intensity", "input_shapes", "output_shapes", "tc_eligible", "findings", "counted",
-]
+#: Columns of the per-node frame, in order: the shared cost columns plus tensor names and
+#: the bytes each output adds to bytes_written (used to drop intermediate tensors from the
+#: traffic of TensorRT layers that fuse several nodes).
+COLUMNS = oc.COST_COLUMNS + ["input_names", "output_names", "output_bytes"]
 
 #: Below this intensity (FLOP/byte) a conv/matmul is memory-bound on every GPU in
 #: data/gpu_specs.csv at FP16 (the lowest ridge point there is ~80 FLOP/B).
@@ -520,8 +519,24 @@ def onnx_node_costs(model_or_path, precision: str = "fp16", *,
             "tc_eligible": tc,
             "findings": "; ".join(findings),
             "counted": counted,
+            "input_names": list(node.input),
+            "output_names": list(node.output),
+            "output_bytes": _output_bytes(view, cost),
         })
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _output_bytes(view: _NodeView, cost) -> list[float]:
+    """Bytes each output contributes to the node's bytes_written (0 for views and uncounted)."""
+    if cost is None or not cost.bytes_written:
+        return [0.0] * len(view.node.output)
+    out = []
+    for name in view.node.output:
+        try:
+            out.append(view.tensor_bytes(name) if name else 0.0)
+        except _Unknown:
+            out.append(0.0)
+    return out
 
 
 def _producers_consumers(model):

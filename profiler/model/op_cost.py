@@ -59,6 +59,12 @@ BINARY_FLOPS = {
     "and": 1, "or": 1, "xor": 1, "bitshift": 1, "where": 1,
 }
 
+#: Columns of the per-node / per-module cost frames (ONNX and PyTorch paths alike).
+COST_COLUMNS = [
+    "name", "op_type", "domain", "flops", "macs", "bytes_read", "bytes_written", "params",
+    "intensity", "input_shapes", "output_shapes", "tc_eligible", "findings", "counted",
+]
+
 #: Tensor-Core friendly alignment (elements) of the channel / K / N dims per precision.
 #: FP16/BF16: multiples of 8; INT8/FP8: 16; TF32 (the FP32 path on Ampere+): 4.
 TENSOR_CORE_ALIGNMENT = {"fp16": 8, "bf16": 8, "tf32": 4, "fp32": 4, "int8": 16, "fp8": 16}
