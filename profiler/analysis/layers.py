@@ -51,29 +51,35 @@ def layer_ranges(nvtx: pd.DataFrame, stage: str = "inference", depth: int = 0, d
     engine's enqueue range or the model's root module) is skipped. `depth` > 0 goes that many levels
     deeper; `domain` keeps only layer ranges of that NVTX domain.
     """
-    df = nvtx.assign(pos=np.arange(len(nvtx)))
     base = inference_instances(nvtx, stage)
     owner = pd.Series(base["range_id"].to_numpy(), index=base["range_id"].to_numpy())  # range -> instance
-    level = df[df["parent"].isin(owner.index)]
+    parent = nvtx["parent"]
+
+    def children(of) -> pd.DataFrame:
+        pos = np.flatnonzero(parent.isin(of).to_numpy())
+        return nvtx.iloc[pos].assign(pos=pos)
+
+    level = children(owner.index)
     for _ in range(8):  # skip lone wrappers
         per_instance = level.groupby("parent").size()
         if level.empty or not (per_instance == 1).all() or len(per_instance) != len(owner.unique()):
             break
-        inner = df[df["parent"].isin(set(level["range_id"]))]
+        inner = children(level["range_id"])
         if inner.empty:
             break
         owner = pd.concat([owner, pd.Series(owner.reindex(level["parent"]).to_numpy(), index=level["range_id"])])
         level = inner
     for _ in range(depth):
         owner = pd.concat([owner, pd.Series(owner.reindex(level["parent"]).to_numpy(), index=level["range_id"])])
-        level = df[df["parent"].isin(set(level["range_id"]))]
+        level = children(level["range_id"])
     if domain is not None:
         level = level[level["domain"].astype(str) == domain]
     # instance = the inference range this layer range sits under (walk up through skipped levels)
     level = level.assign(instance=owner.reindex(level["parent"]).to_numpy())
     level = level.sort_values(["instance", "start"], kind="stable")
     level["layer"] = level.groupby("instance").cumcount()
-    level["name"] = [layer_name(t) for t in level["text"].astype(str)]
+    text = level["text"].astype("category")
+    level["name"] = text.cat.rename_categories(lambda t: t).map(layer_name).astype(str)
     return level
 
 
@@ -115,16 +121,22 @@ def dominant_kernels(lr: pd.DataFrame, projected: pd.DataFrame, pairs: pd.DataFr
     sub = pairs[pairs["range_pos"].isin(set(lr["pos"]))]
     if sub.empty:
         return pd.DataFrame(columns=cols)
-    ops = projected.iloc[sub["op"].to_numpy()]
-    is_k = (ops["kind"] == "kernel").to_numpy()
-    key = lr.set_index("pos")[["layer", "name"]].reindex(sub["range_pos"].to_numpy())
-    frame = pd.DataFrame({"layer": key["layer"].to_numpy()[is_k], "name": key["name"].to_numpy()[is_k],
-                          "kernel": ops["name"].to_numpy()[is_k], "ns": ops["duration_ns"].to_numpy()[is_k]})
+    op = sub["op"].to_numpy()
+    is_k = (projected["kind"].to_numpy() == "kernel")[op]
+    names = projected["name"].astype("category")
+    ranges = lr.set_index("pos")[["layer"]].assign(key=pd.factorize(lr["name"])[0]).reindex(
+        sub["range_pos"].to_numpy())
+    frame = pd.DataFrame({"layer": ranges["layer"].to_numpy()[is_k], "key": ranges["key"].to_numpy()[is_k],
+                          "kernel": names.cat.codes.to_numpy()[op][is_k],
+                          "ns": projected["duration_ns"].to_numpy()[op][is_k]})
     if frame.empty:
         return pd.DataFrame(columns=cols)
-    per = frame.groupby(["layer", "name", "kernel"], sort=False)["ns"].sum().reset_index()
-    top = per.sort_values("ns", ascending=False, kind="stable").drop_duplicates(["layer", "name"])
-    return top.rename(columns={"kernel": "dominant_kernel", "ns": "dominant_kernel_ns"})[cols]
+    per = frame.groupby(["layer", "key", "kernel"], sort=False)["ns"].sum().reset_index()
+    top = per.sort_values("ns", ascending=False, kind="stable").drop_duplicates(["layer", "key"])
+    layer_names = pd.factorize(lr["name"])[1]
+    return pd.DataFrame({"layer": top["layer"].to_numpy(), "name": np.asarray(layer_names, dtype=object)[top["key"]],
+                         "dominant_kernel": np.asarray(names.cat.categories, dtype=object)[top["kernel"]],
+                         "dominant_kernel_ns": top["ns"].to_numpy()})
 
 
 def kernels_of_layer(lr: pd.DataFrame, projected: pd.DataFrame, pairs: pd.DataFrame, layer: int

@@ -24,10 +24,12 @@ def nvtx_summary(nvtx: pd.DataFrame) -> pd.DataFrame:
             "time_pct"]
     if nvtx.empty:
         return pd.DataFrame(columns=cols)
-    df = nvtx.assign(range=range_label(nvtx["domain"], nvtx["text"]), style=nvtx["style"].astype(str))
-    g = df.groupby(["range", "style"], sort=False)["duration_ns"]
+    g = nvtx.groupby(["domain", "text", "style"], sort=False, observed=True)["duration_ns"]
     out = g.agg(instances="size", total_ns="sum", avg_ns="mean", med_ns="median", min_ns="min", max_ns="max",
                 std_ns="std").reset_index()
+    out["range"] = range_label(out["domain"], out["text"])
+    out["style"] = out["style"].astype(str)
+    # the same label from two (domain, text) spellings cannot occur: domain and text determine the label
     out["std_ns"] = out["std_ns"].fillna(0.0)
     out["time_pct"] = 100.0 * out["total_ns"] / out["total_ns"].sum()
     return out.sort_values(["total_ns", "range"], ascending=[False, True], kind="stable").reset_index(drop=True)[cols]

@@ -13,14 +13,15 @@ DEFAULT_ITERATION = r"iteration_\d+"
 
 def iteration_ranges(nvtx: pd.DataFrame, pattern: str = DEFAULT_ITERATION) -> pd.DataFrame:
     """NVTX ranges whose text matches `pattern` (whole text): the harness's per-iteration ranges, by start."""
-    mask = nvtx["text"].astype(str).str.fullmatch(pattern) if len(nvtx) else pd.Series([], dtype=bool)
-    return nvtx[mask.to_numpy(dtype=bool)].sort_values("start", kind="stable")
+    text = nvtx["text"].astype("category")
+    matching = [c for c in text.cat.categories if re.fullmatch(pattern, str(c))]
+    return nvtx[text.isin(matching).to_numpy()].sort_values("start", kind="stable")
 
 
 def stage_ranges(nvtx: pd.DataFrame, stages=DEFAULT_STAGES) -> pd.DataFrame:
     """NVTX ranges named like a stage; positional index into `nvtx` kept as column `pos`."""
-    df = nvtx.assign(pos=np.arange(len(nvtx)))
-    return df[df["text"].isin(list(stages))]
+    pos = np.flatnonzero(nvtx["text"].isin(list(stages)).to_numpy())
+    return nvtx.iloc[pos].assign(pos=pos)
 
 
 def stage_table(nvtx: pd.DataFrame, stats: pd.DataFrame, stages=DEFAULT_STAGES,
