@@ -39,6 +39,11 @@ def print_summary(a) -> None:
     print("\nMemory operations")
     m = a.memory_summary
     print(m[["operation", "count", "total_ns", "total_bytes"]].to_string(index=False) if len(m) else "  none")
+    from profiler.analysis.copies import copy_findings
+    found = copy_findings(a)
+    print(f"\nCopy findings ({len(found)}; top 10 by wasted time)")
+    for f in found[:10]:
+        print(f"  {f['wasted_ns'] / 1e6:8.3f} ms  {f['rule']:<16} {_short(f['evidence'], 110)}")
     print(f"\nLayers ({len(a.layers)}; top 15 by GPU time)")
     if len(a.layers):
         top = a.layers.sort_values("gpu_ns", ascending=False).head(15)

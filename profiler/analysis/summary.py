@@ -10,6 +10,7 @@ import pandas as pd
 from profiler.analysis import kernels as kernels_mod
 from profiler.analysis import layers as layers_mod
 from profiler.analysis import memory, ranges, stages, tensor_cores
+from profiler.analysis.copies import copy_findings
 from profiler.errors import TraceError
 from profiler.trace import Trace
 
@@ -103,6 +104,7 @@ def to_json(a: Analysis) -> dict:
                                                      "gpu_med_ns", "share", "dominant_kernel", "layer", "op"]}),
         "tensor_cores": {"share_of_kernel_time": a.tensor_core_share, "tensor_active_pct": a.tensor_active},
         "nvtx_ranges": int(len(t.nvtx)),
+        "copy_findings": copy_findings(a),
     }
 
 
