@@ -468,6 +468,7 @@ def onnx_node_costs(model_or_path, precision: str = "fp16", *,
     roots = _weight_roots(model, consts)
     weight_sizes = _float_initializers(model)
     producers, consumers = _producers_consumers(model)
+    folded = _build_time_tensors(model)
     rows = []
     for index, node in enumerate(model.graph.node):
         view = _NodeView(node, shapes, types, consts, width)
@@ -476,7 +477,10 @@ def onnx_node_costs(model_or_path, precision: str = "fp16", *,
         formula = FORMULAS.get(key) or (FORMULAS.get(node.op_type) if domain == "com.microsoft" else None)
         findings: list[str] = []
         cost, counted = None, True
-        if formula is None:
+        is_folded = formula is not None and all(o in folded for o in node.output if o)
+        if is_folded:
+            cost = oc.view()  # weights, shape arithmetic: computed once when the engine is built
+        elif formula is None:
             counted = False
             findings.append(f"no cost formula for {key}: not counted")
         else:
@@ -500,8 +504,9 @@ def onnx_node_costs(model_or_path, precision: str = "fp16", *,
                 params += weight_sizes[root]
         if is_alias and cost is not None:
             cost = oc.view()  # weight pass-through, constant-folded at build time
-        tc = _tc_eligibility(view, precision, findings)
-        findings.extend(_findings(view, cost, producers, consumers, roots))
+        tc = None if is_folded else _tc_eligibility(view, precision, findings)
+        if not is_folded:
+            findings.extend(_findings(view, cost, producers, consumers, roots))
         if domain not in ("ai.onnx", "") or node.op_type not in TENSORRT_NATIVE_OPS:
             findings.append("not supported natively by TensorRT's ONNX parser: needs a plugin or a graph rewrite")
         rows.append({
@@ -524,6 +529,20 @@ def onnx_node_costs(model_or_path, precision: str = "fp16", *,
             "output_bytes": _output_bytes(view, cost),
         })
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _build_time_tensors(model: onnx.ModelProto) -> set[str]:
+    """Tensors known before inference runs (inputs have static shapes): initializers,
+    constants, Shape/Size outputs, and everything computed only from those (weight
+    pass-throughs, shape arithmetic).  TensorRT folds them when it builds the engine."""
+    known = {t.name for t in model.graph.initializer}
+    for node in model.graph.node:
+        inputs = [i for i in node.input if i]
+        if node.op_type in ("Shape", "Size") or (node.op_type in ("Constant", "ConstantOfShape", "Range", "EyeLike")
+                                                   and all(i in known for i in inputs)) \
+                or (inputs and all(i in known for i in inputs) and not node.op_type.startswith("Random")):
+            known.update(o for o in node.output if o)
+    return known
 
 
 def _output_bytes(view: _NodeView, cost) -> list[float]:

@@ -209,9 +209,127 @@ def with_static_shapes(model: onnx.ModelProto,
                 f"input '{name}' has dynamic shape {shown} without values; give input_shapes={{'{name}': [...]}}")
     # Drop stale intermediate shapes so inference recomputes them from the fixed inputs.
     del model_copy.graph.value_info[:]
+    inferred = _infer(model_copy)
+    if _has_unknown_shapes(inferred):
+        # Shape arithmetic (Shape -> Gather -> Concat -> Reshape, ...) that ONNX's data propagation
+        # does not follow: evaluate it, infer again on a copy where it is constant, keep those shapes.
+        values = fold_shape_tensors(inferred)
+        if values:
+            folded = onnx.ModelProto()
+            folded.CopyFrom(inferred)
+            keep = [n for n in folded.graph.node if not all(o in values for o in n.output if o)]
+            del folded.graph.node[:]
+            folded.graph.node.extend(keep)
+            have = {t.name for t in folded.graph.initializer}
+            folded.graph.initializer.extend(onnx.numpy_helper.from_array(v, name) for name, v in values.items()
+                                            if name not in have)
+            del folded.graph.value_info[:]
+            try:
+                better = _infer(folded)
+            except ModelError:
+                return inferred
+            del inferred.graph.value_info[:]
+            inferred.graph.value_info.extend(better.graph.value_info)
+            known = {vi.name for vi in inferred.graph.value_info}
+            for name, v in values.items():  # folded tensors keep their (constant) shapes
+                if name not in known and name not in have:
+                    inferred.graph.value_info.append(onnx.helper.make_tensor_value_info(
+                        name, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape)))
+    return inferred
+
+
+def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
-        return onnx.shape_inference.infer_shapes(model_copy, check_type=False, strict_mode=False,
-                                                 data_prop=True)
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
     except Exception as exc:  # onnx raises InferenceError / RuntimeError subclasses
         first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise ModelError(f"shape inference failed: {first}") from None
+
+
+def _has_unknown_shapes(model: onnx.ModelProto) -> bool:
+    known = {vi.name: dims_of(vi) for vi in list(model.graph.value_info) + list(model.graph.output)}
+    for node in model.graph.node:
+        for out in node.output:
+            dims = known.get(out)
+            if out and (dims is None or any(not isinstance(d, int) for d in dims)):
+                return True
+    return False
+
+
+#: Largest tensor (elements) :func:`fold_shape_tensors` evaluates: shape vectors, not weights.
+FOLD_MAX_ELEMENTS = 1024
+
+
+def fold_shape_tensors(model: onnx.ModelProto) -> dict:
+    """Values of the small tensors computable before inference (static input shapes): Shape /
+    Size of statically shaped tensors and everything derived only from those and small
+    constants.  Evaluated with onnx's reference implementation (all at once, else node by node)."""
+    import numpy as np
+
+    shapes = {vi.name: dims_of(vi) for vi in list(model.graph.input) + list(model.graph.value_info)}
+    values: dict = {}
+    for init in model.graph.initializer:
+        if init.data_location != TensorProto.EXTERNAL and np.prod(init.dims) <= FOLD_MAX_ELEMENTS:
+            values[init.name] = onnx.numpy_helper.to_array(init)
+    shape_values: dict = {}
+    candidates = []
+    known = set(values)
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        inputs = [i for i in node.input if i]
+        if node.op_type in ("Shape", "Size"):
+            dims = shapes.get(node.input[0])
+            if dims is None or any(not isinstance(d, int) for d in dims):
+                continue
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            if node.op_type == "Size":
+                shape_values[node.output[0]] = np.array(int(np.prod(dims)), dtype=np.int64)
+            else:
+                start, end = attrs.get("start", 0), attrs.get("end", len(dims))
+                shape_values[node.output[0]] = np.array(dims[start:end], dtype=np.int64)
+            known.add(node.output[0])
+        elif (inputs or node.op_type == "Constant") and all(i in known for i in inputs) \
+                and not node.op_type.startswith("Random"):
+            candidates.append(node)
+            known.update(o for o in node.output if o)
+    values.update(shape_values)
+    opset = next((imp.version for imp in model.opset_import if imp.domain in ("", "ai.onnx")), 17)
+    produced = dict(shape_values)
+    for group in ([candidates], [[n] for n in candidates]):  # all at once; node by node on failure
+        for nodes in group:
+            outs = _evaluate(nodes, values, opset)
+            if outs is None:
+                if len(group) == 1:
+                    break
+                continue
+            for name, value in outs.items():
+                if value.size <= FOLD_MAX_ELEMENTS:
+                    produced[name] = value
+                values[name] = value
+        else:
+            return produced
+    return produced
+
+
+def _evaluate(nodes, values: dict, opset: int) -> dict | None:
+    """Run ``nodes`` with onnx.reference on the known ``values``; None if anything fails."""
+    import numpy as np
+    from onnx.reference import ReferenceEvaluator
+
+    made = {o for n in nodes for o in n.output if o}
+    needed = [i for n in nodes for i in n.input if i and i not in made]
+    if any(i not in values for i in needed):
+        return None
+    outputs = [o for n in nodes for o in n.output if o]
+    try:
+        graph = onnx.helper.make_graph(
+            list(nodes), "fold",
+            [onnx.helper.make_tensor_value_info(i, onnx.helper.np_dtype_to_tensor_dtype(values[i].dtype), None)
+             for i in dict.fromkeys(needed)],
+            [onnx.helper.make_empty_tensor_value_info(o) for o in outputs])
+        model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
+        results = ReferenceEvaluator(model).run(None, {i: values[i] for i in dict.fromkeys(needed)})
+    except Exception:
+        return None
+    return {name: np.asarray(v) for name, v in zip(outputs, results)}
