@@ -6,13 +6,13 @@ missing optional table becomes an empty frame with the same columns. All times a
 
 Frames (column names are the contract the analyses rely on):
 - kernels: start, end, duration_ns, device_id, context_id, stream_id, correlation_id, global_pid, name
-  (demangled, categorical), short_name, grid_x/y/z, block_x/y/z, registers, static_smem, dynamic_smem (bytes)
+  (demangled, categorical); launch configuration row for row in `kernel_launches`
 - memcpy: start, end, duration_ns, device_id, stream_id, correlation_id, global_pid, bytes, operation
   ("Host-to-Device", ...), src_kind / dst_kind ("Pageable", "Pinned", "Device", ...), src_device_id, dst_device_id
 - memset: start, end, duration_ns, device_id, stream_id, correlation_id, global_pid, bytes, value, mem_kind
 - api: start, end, duration_ns, global_tid, correlation_id, name (version suffix such as `_v7000` removed),
   api ("runtime" or "driver"), return_value
-- nvtx: range_id, start, end, duration_ns, text, domain, style ("PushPop" / "StartEnd"), global_tid,
+- nvtx: range_id (row number in the export's table order), start, end, duration_ns, text, domain, style ("PushPop" / "StartEnd"), global_tid,
   depth (0 = outermost on its thread), parent (range_id or -1)
 - gpu_metrics: timestamp, metric, value, gpu (typeId)
 """
@@ -155,7 +155,7 @@ class Trace:
                 con.execute(f"ATTACH '{self.path.resolve()}' AS nsys (TYPE sqlite, READ_ONLY)")
                 con.execute("USE nsys")
                 self._duck = con
-            return self._duck.execute(sql).to_arrow_table().to_pandas()
+            return _binary_as_text(self._duck.execute(sql).to_arrow_table()).to_pandas()
         except duckdb.Error as exc:
             if "malformed" in str(exc) or "corrupt" in str(exc) or "disk image" in str(exc):
                 raise TraceError(f"{self.source.name}: the export is damaged or truncated ({exc})") from None
@@ -215,18 +215,27 @@ class Trace:
         wanted = {
             "start": "start", "end": "end", "device_id": "deviceId", "context_id": "contextId",
             "stream_id": "streamId", "correlation_id": "correlationId", "global_pid": "globalPid",
-            "name_id": "demangledName", "short_id": "shortName", "grid_x": "gridX", "grid_y": "gridY",
-            "grid_z": "gridZ", "block_x": "blockX", "block_y": "blockY", "block_z": "blockZ",
-            "registers": "registersPerThread", "static_smem": "staticSharedMemory",
-            "dynamic_smem": "dynamicSharedMemory",
+            "name_id": "demangledName",
         }
         df = self._select(KERNEL, wanted, ("start", "end", "name_id"))
         if df is None:
-            return _empty(list(wanted) + ["name", "short_name", "duration_ns"]).drop(columns=["name_id", "short_id"])
+            return _empty([c for c in wanted if c != "name_id"] + ["name", "duration_ns"])
         df["name"] = self._names(df.pop("name_id"))
-        short = df.pop("short_id")
-        df["short_name"] = self._names(short) if short.notna().any() else df["name"]
         return self._finish(df)
+
+    @cached_property
+    def kernel_launches(self) -> pd.DataFrame:
+        """Launch configuration of each kernel, row for row with `kernels`: short_name, grid_x/y/z,
+        block_x/y/z, registers (per thread), static_smem / dynamic_smem (bytes per block)."""
+        wanted = {"short_id": "shortName", "grid_x": "gridX", "grid_y": "gridY", "grid_z": "gridZ",
+                  "block_x": "blockX", "block_y": "blockY", "block_z": "blockZ", "registers": "registersPerThread",
+                  "static_smem": "staticSharedMemory", "dynamic_smem": "dynamicSharedMemory"}
+        df = self._select(KERNEL, wanted, ())
+        if df is None:
+            return _empty(["short_name"] + [c for c in wanted if c != "short_id"])
+        short = df.pop("short_id")
+        df.insert(0, "short_name", self._names(short) if short.notna().any() else self.kernels["name"].array)
+        return df
 
     @cached_property
     def memcpy(self) -> pd.DataFrame:
@@ -303,13 +312,13 @@ class Trace:
         domains = dict(self.query(f"SELECT {domain}, {text} FROM {NVTX} WHERE eventType = {NVTX_DOMAIN_CREATE}"
                                   ).itertuples(index=False, name=None))
         df = self.frame(
-            f'SELECT rowid AS range_id, start, "end", eventType AS event_type, {text} AS text, '
+            f'SELECT start, "end", eventType AS event_type, {text} AS text, '
             f"{text_id} AS text_id, {domain} AS domain_id, {tid} AS global_tid FROM {NVTX} "
             f'WHERE eventType IN ({NVTX_PUSHPOP}, {NVTX_STARTEND}) AND "end" IS NOT NULL'
         )
         domain_codes, domain_ids = pd.factorize(df["domain_id"])
         df = pd.DataFrame({
-            "range_id": df["range_id"].to_numpy(np.int64), "start": df["start"].to_numpy(np.int64),
+            "range_id": np.arange(len(df), dtype=np.int64), "start": df["start"].to_numpy(np.int64),
             "end": df["end"].to_numpy(np.int64), "text": self._nvtx_text(df["text"], df["text_id"]),
             "domain": categorical(domain_codes, [domains.get(d) or "" for d in domain_ids]),
             "style": pd.Categorical.from_codes((df["event_type"].to_numpy() == NVTX_STARTEND).astype(np.int8),
@@ -451,6 +460,22 @@ def _nest_by_stack(start: np.ndarray, end: np.ndarray):
             parent[i] = stack[j]
         stack.append(i)
     return depth, parent
+
+
+def _binary_as_text(table):
+    """SQLite columns declared without a type arrive from DuckDB as BLOB: read them as UTF-8 text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for i, f in enumerate(table.schema):
+        if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type):
+            try:
+                col = pc.cast(table.column(i), pa.string())
+            except pa.ArrowInvalid:  # not valid UTF-8: decode leniently
+                col = pa.array([None if v is None else v.decode("utf-8", "replace")
+                                for v in table.column(i).to_pylist()], pa.string())
+            table = table.set_column(i, f.name, col)
+    return table
 
 
 def _object_categories(values: pd.Series) -> pd.Categorical:
