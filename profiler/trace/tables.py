@@ -165,7 +165,7 @@ class Trace:
         """SELECT the wanted {output: source column} that exist; None if the table or a required column is absent."""
         have = self.columns(table)
         if table not in self.tables:
-            self.warnings.append(f"table {table} is missing: its analyses are empty")
+            self.warnings.append(f"no {table} table (none captured, or not traced): its tables are empty")
             return None
         missing_required = [c for c in required if wanted[c] not in have]
         if missing_required:
