@@ -89,6 +89,8 @@ class CaptureConfig:
         m = self.model
         if m.endswith((".onnx", ".pt", ".pth", ".ts", ".torchscript", ".jit")) or os.sep in m or m.startswith("."):
             return "file"
+        if m.startswith("timm:"):
+            return "builtin"
         if re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", m):
             return "callable"
         return "builtin"
@@ -150,7 +152,7 @@ class CaptureConfig:
         if self.input_shape is not None:
             if isinstance(self.input_shape, str):
                 try:
-                    self.input_shape = [int(x) for x in self.input_shape.replace("x", ",").split(",") if x]
+                    self.input_shape = [int(x) for x in self.input_shape.replace("x", ",").split(",")]
                 except ValueError:
                     raise CaptureError(f"--input-shape {self.input_shape!r}: give per-sample dims like 3,224,224")
             if not self.input_shape or any(int(d) < 1 for d in self.input_shape):
