@@ -152,6 +152,7 @@ class Trace:
                                              "autoload_known_extensions": False})
                 con.execute(f"LOAD '{extension}'")
                 con.execute("SET GLOBAL sqlite_all_varchar = false")
+                con.execute("SET enable_progress_bar = false")
                 con.execute(f"ATTACH '{self.path.resolve()}' AS nsys (TYPE sqlite, READ_ONLY)")
                 con.execute("USE nsys")
                 self._duck = con
