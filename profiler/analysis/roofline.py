@@ -120,7 +120,7 @@ class _CostIndex:
         self.by_name: dict[str, list[int]] = defaultdict(list)
         self.by_path: dict[str, list[int]] = defaultdict(list)
         self.by_base: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
-        for i, name in enumerate(self.costs["name"].astype(str)):
+        for i, name in enumerate(self.costs["name"].fillna("").astype(str)):
             self.by_name[name].append(i)
             path = module_path(name)
             if path:
@@ -157,7 +157,7 @@ def _sum_rows(costs: pd.DataFrame, rows: Sequence[int], divide: int = 1, consume
         "flops": float(counted["flops"].sum()) / divide if len(counted) else math.nan,
         "bytes": moved / divide if len(counted) else math.nan,
         "nodes": int(len(sub)),
-        "op_types": "+".join(dict.fromkeys(sub["op_type"].astype(str))) if "op_type" in sub else "",
+        "op_types": "+".join(dict.fromkeys(v for v in sub["op_type"] if isinstance(v, str))) if "op_type" in sub else "",
         "tc_eligible": bool((tc == True).any()),  # noqa: E712
         "uncounted": int(len(sub) - len(counted)),
     }
@@ -195,7 +195,7 @@ def match_layer_costs(layers: pd.DataFrame, costs: pd.DataFrame,
     index = _CostIndex(costs)
     costs = index.costs
     order = layers["layer"] if "layer" in layers else pd.Series(range(len(layers)), index=layers.index)
-    names = layers["name"].astype(str)
+    names = layers["name"].fillna("").astype(str)
     occurrence = pd.Series(0, index=layers.index)
     for name, grp in layers.assign(_o=order.to_numpy()).groupby(names, sort=False):
         occurrence.loc[grp.sort_values("_o", kind="stable").index] = range(len(grp))
@@ -295,7 +295,7 @@ def roofline_points(layers: pd.DataFrame, costs: pd.DataFrame, gpu: Mapping, pre
     roof = np.minimum(peak, memory_roof)
     ridge = peak / bandwidth
     points = pd.DataFrame({
-        "name": layers["name"].astype(str),
+        "name": layers["name"].fillna("").astype(str),
         "layer": layers["layer"] if "layer" in layers else np.arange(len(layers)),
         "match": matched["match"], "nodes": matched["nodes"], "op_types": matched["op_types"],
         "instances": layers["instances"], "time_ns": time_ns, "flops": flops, "bytes": moved,
