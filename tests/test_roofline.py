@@ -209,3 +209,34 @@ def test_resnet50_every_conv_placed_none_above_roof():
     assert not p["above_roof"].any()
     assert p["fraction_of_roof"].max() < 1
     assert set(p["bound"]) <= {"memory", "compute"}
+
+
+def test_real_h100_resnet18_fp16_run_every_conv_under_its_roof():
+    """The captured PyTorch ResNet-18 FP16 run (tests/data, H100, batch 4, one NVTX range per
+    leaf module): module costs joined by name; every conv placed, none above its roof."""
+    from pathlib import Path
+
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    from profiler.analysis.summary import analyze
+    from profiler.model.torch_cost import module_costs
+    from profiler.trace.tables import open_trace
+    from tests.conftest_model import module_records
+
+    data = Path(__file__).parent / "data" / "resnet18_fp16_b4.sqlite.xz"
+    if not data.exists():
+        pytest.skip("captured run not present")
+    import json
+    meta = json.loads(data.with_name("resnet18_fp16_b4.metadata.json").read_text())
+    gpu = match_gpu(meta["gpu"]["name"], sm_count=meta["gpu"]["sm_count"])
+    assert gpu["gpu"] == "H100 SXM"
+    layers = analyze(open_trace(data)).layers
+    model = torchvision.models.resnet18(weights=None).eval()
+    costs = module_costs(module_records(model, torch.randn(meta["batch"], 3, 224, 224)), precision="fp16")
+    p = roofline_points(layers, costs, gpu, "fp16")
+    assert (p["match"] == "exact").all()
+    convs = p[p["op_types"] == "Conv2d"]
+    assert len(convs) == 20 and convs["fraction_of_roof"].notna().all()
+    assert not convs["above_roof"].any() and convs["fraction_of_roof"].max() < 0.5
+    worst = furthest_below_roof(convs, 3)
+    assert len(worst) == 3 and (worst["fraction_of_roof"] < 0.1).all()

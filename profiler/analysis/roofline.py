@@ -267,7 +267,9 @@ def roofline_points(layers: pd.DataFrame, costs: pd.DataFrame, gpu: Mapping, pre
     roof_flops_per_s = min(peak, intensity x bandwidth), tensor/cuda roofs at that intensity,
     bound ("memory" below the ridge, else "compute"), fraction_of_roof = achieved / roof,
     below_roof_x = roof / achieved, time_at_roof_ns, excess_ns = time - time at roof,
-    above_roof (achieved over the roof by more than 1 %: a counting or mapping error).
+    above_roof (achieved over the roof by more than 1 %).  The memory roof is DRAM bandwidth:
+    a small memory-bound layer whose input is still in L2 (e.g. a ReLU right after its conv)
+    can sit above it; a compute-bound layer above its roof means a counting or mapping error.
     """
     matched = match_layer_costs(layers, costs, layer_nodes)
     instances = pd.to_numeric(layers["instances"], errors="coerce").replace(0, np.nan)
