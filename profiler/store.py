@@ -66,6 +66,9 @@ class Run:
     metadata: dict = field(default_factory=dict, hash=False, compare=False)
     summary: dict = field(default_factory=dict, hash=False, compare=False)
 
+    def __str__(self) -> str:  # short and unique: usable as a cache key
+        return f"{self.id}@{self.sha256[:16]}"
+
     @property
     def label(self) -> str:
         """How pickers show the run: 'name · source'."""
@@ -95,6 +98,42 @@ def validate_trace(path: Path) -> dict:
         raise TraceError(f"{path.name}: too large to analyse in this machine's memory") from None
     except (sqlite3.DatabaseError, KeyError, ValueError, TypeError, IndexError) as exc:
         raise TraceError(f"{path.name}: not a usable nsys export ({type(exc).__name__}: {exc})") from None
+
+
+_DTYPES = {"float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float32": "fp32", "float": "fp32",
+           "float64": "fp64", "double": "fp64", "int8": "int8", "uint8": "uint8", "int32": "int32", "int64": "int64",
+           "float8_e4m3fn": "fp8", "float8_e5m2": "fp8", "bool": "bool"}
+
+
+def _precision_name(dtype) -> str | None:
+    if not dtype:
+        return None
+    d = str(dtype).removeprefix("torch.").lower()
+    return _DTYPES.get(d, d)
+
+
+def layer_precisions(run_dir: str | os.PathLike) -> dict[str, str]:
+    """Per-layer precision recorded by the harness, keyed by the layer's NVTX range text: the output dtype of
+    each leaf module (torch runs, modules.json) or TensorRT's layer precision (layer_info.json). Empty when the
+    run directory has neither or they cannot be read."""
+    run_dir = Path(run_dir)
+    out: dict[str, str] = {}
+    try:
+        if (run_dir / "modules.json").is_file():
+            data = json.loads((run_dir / "modules.json").read_text())
+            records = data.get("modules", []) if isinstance(data, dict) else data
+            for rec in records:
+                if isinstance(rec, dict) and rec.get("name") and _precision_name(rec.get("dtype")):
+                    out[str(rec["name"])] = _precision_name(rec.get("dtype"))
+        if (run_dir / "layer_info.json").is_file():
+            from profiler.backends.layer_info import parse_layer_info
+
+            for layer in parse_layer_info((run_dir / "layer_info.json").read_text())["layers"]:
+                if layer.get("name") and layer.get("precision"):
+                    out[str(layer["name"])] = str(layer["precision"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, ImportError):
+        return out
+    return out
 
 
 class RunStore:
@@ -242,9 +281,9 @@ class RunStore:
                 metadata = json.loads(meta_file.read_text())
             except (OSError, ValueError):
                 metadata = {}
-        modules_file = run_dir / "modules.json"
-        if modules_file.is_file():
-            metadata.setdefault("modules_file", str(modules_file))
+        precisions = layer_precisions(run_dir)
+        if precisions:
+            metadata["layer_precision"] = precisions
         name = str(metadata.get("name") or run_dir.name)
         return self.import_trace(trace, name=name, source=source, metadata=metadata, run_id=run_id)
 

@@ -21,7 +21,7 @@ def trace(synthetic_trace):
 def test_lanes_per_stream_and_nvtx_level(trace):
     src = timeline_source(trace.gpu_ops, trace.nvtx)
     lanes = src.lanes
-    assert list(lanes["label"]) == ["iterations", "stages", "NVTX level 2", "GPU 0 · stream 7",
+    assert list(lanes["label"]) == ["iterations", "stages", "layers", "GPU 0 · stream 7",
                                     "GPU 0 · stream 13", "GPU 0 · stream 14"]
     assert src.items == len(trace.gpu_ops) + len(trace.nvtx)
     view = timeline_view(src)

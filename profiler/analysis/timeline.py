@@ -108,13 +108,14 @@ def _nvtx_category(text: pd.Series, stages=DEFAULT_STAGES, iteration: str = DEFA
     return cat
 
 
-def _lane_label(group: str, device, stream, tid, depth, cats: np.ndarray, single_thread: bool) -> str:
+def _lane_label(group: str, device, stream, tid, depth, cats: np.ndarray, single_thread: bool,
+                under_inference: float = 0.0) -> str:
     if group == "gpu":
         return f"GPU {device} · stream {stream}"
     counts = np.bincount(cats, minlength=len(CATEGORIES)) if len(cats) else np.zeros(len(CATEGORIES))
     top = CATEGORIES[int(np.argmax(counts))]
     what = {"Iteration": "iterations", "Preprocess": "stages", "Inference": "stages", "Postprocess": "stages"}.get(
-        top, f"NVTX level {depth}")
+        top, "layers" if under_inference > 0.5 else f"NVTX level {depth}")
     thread = "" if single_thread else f"thread {int(tid) & 0xFFFFFF} · "
     return f"{thread}{what}"
 
@@ -139,6 +140,8 @@ def timeline_source(gpu_ops: pd.DataFrame, nvtx: pd.DataFrame, max_nvtx_depth: i
 
     nv = nvtx if max_nvtx_depth is None else nvtx[nvtx["depth"] <= max_nvtx_depth]
     n_cat = _nvtx_category(nv["text"])
+    inference_ids = nvtx.loc[nvtx["text"].astype(str) == "inference", "range_id"] if "range_id" in nvtx else []
+    under_inference = nv["parent"].isin(set(inference_ids)).to_numpy() if "parent" in nv else np.zeros(len(nv), bool)
     tid = nv["global_tid"].to_numpy().astype(np.int64)
     depth = nv["depth"].to_numpy().astype(np.int64)
 
@@ -153,6 +156,8 @@ def timeline_source(gpu_ops: pd.DataFrame, nvtx: pd.DataFrame, max_nvtx_depth: i
 
     names_all = pd.concat([nv["text"].astype(str), ops["name"].astype(str)], ignore_index=True)
     name_code, names = pd.factorize(names_all)
+    inference_share = (pd.Series(under_inference.astype(float)).groupby(np.asarray(nv_lane)).mean()
+                       if len(nv) else pd.Series(dtype=float))
     lane = np.concatenate([nv_lane, gpu_lane]).astype(np.int32)
     start = np.concatenate([nv["start"].to_numpy(), ops["start"].to_numpy()]).astype(np.int64)
     end = np.concatenate([nv["end"].to_numpy(), ops["end"].to_numpy()]).astype(np.int64)
@@ -172,7 +177,9 @@ def timeline_source(gpu_ops: pd.DataFrame, nvtx: pd.DataFrame, max_nvtx_depth: i
     rows = []
     for k, r in enumerate(nv_keys.itertuples(index=False)):
         cats = category[offsets[k]:offsets[k + 1]]
-        rows.append({"lane": k, "label": _lane_label("nvtx", None, None, r.global_tid, r.depth, cats, single_thread),
+        label = _lane_label("nvtx", None, None, r.global_tid, r.depth, cats, single_thread,
+                            float(inference_share.get(k, 0.0)))
+        rows.append({"lane": k, "label": label,
                      "group": "nvtx", "device_id": pd.NA, "stream_id": pd.NA, "global_tid": int(r.global_tid),
                      "depth": int(r.depth), "items": int(offsets[k + 1] - offsets[k])})
     for j, r in enumerate(gpu_keys.itertuples(index=False)):
@@ -329,3 +336,26 @@ def _fmt_ns(ns: float) -> str:
     if ns >= 1e3:
         return f"{ns / 1e3:.1f} µs"
     return f"{ns:.0f} ns"
+
+
+def binned_series(timestamps: np.ndarray, values: np.ndarray, t0: int, max_points: int = 4000,
+                  window: tuple[int, int] | None = None) -> pd.DataFrame:
+    """A sampled metric (e.g. Tensor Active %) cut down to at most `max_points` time bins for drawing.
+
+    Returns time_ms (bin start, ms since t0), mean, min, max of the samples in each non-empty bin; samples
+    are taken as they are when there are no more than `max_points` of them (then min = max = mean).
+    """
+    t = np.asarray(timestamps, dtype=np.int64)
+    v = np.asarray(values, dtype=float)
+    if window is not None:
+        keep = (t >= window[0]) & (t <= window[1])
+        t, v = t[keep], v[keep]
+    if len(t) <= max_points:
+        order = np.argsort(t, kind="stable")
+        return pd.DataFrame({"time_ms": (t[order] - t0) / 1e6, "mean": v[order], "min": v[order], "max": v[order]})
+    lo, hi = int(t.min()), int(t.max()) + 1
+    width = max(1, -(-(hi - lo) // max_points))
+    b = (t - lo) // width
+    df = pd.DataFrame({"b": b, "v": v}).groupby("b")["v"].agg(["mean", "min", "max"]).reset_index()
+    df.insert(0, "time_ms", (lo + df.pop("b").to_numpy() * width - t0) / 1e6)
+    return df
