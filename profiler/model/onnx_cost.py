@@ -582,7 +582,8 @@ def _tc_eligibility(v: _NodeView, precision: str, findings: list[str]):
                 c_in, c_out = int(w[0]), int(w[1]) * groups
             ok, why = oc.conv_tensor_core_eligible(c_in, c_out, groups, precision)
         elif op in ("Gemm", "MatMul"):
-            a, b = list(v.in_shape(0)), list(v.in_shape(1))
+            v.in_shape(0)  # both shapes must be known
+            b = list(v.in_shape(1))
             if op == "Gemm" and v.attr("transB", 0):
                 b[-1], b[-2] = b[-2], b[-1]
             k = int(b[-2]) if len(b) > 1 else int(b[0])
@@ -607,7 +608,7 @@ def _findings(v: _NodeView, cost, producers, consumers, roots) -> list[str]:
     out: list[str] = []
     try:
         if op == "Conv":
-            x, w = v.in_shape(0), v.in_shape(1)
+            w = v.in_shape(1)
             groups = int(v.attr("group", 1))
             kernel = [int(k) for k in w[2:]]
             if groups > 1 and int(w[1]) == 1:

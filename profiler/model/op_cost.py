@@ -218,7 +218,7 @@ def conv_transpose(input_shape: Shape, weight_shape: Shape, output_shape: Shape 
     MACs = N * Cin * prod(S) * (Cout / groups) * prod(K).
     """
     n_batch = int(input_shape[0])
-    c_in, c_out_per_group = int(weight_shape[0]), int(weight_shape[1])
+    c_out_per_group = int(weight_shape[1])
     kernel = tuple(int(k) for k in weight_shape[2:])
     c_out = c_out_per_group * groups
     if output_shape is None:
