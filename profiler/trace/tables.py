@@ -156,7 +156,7 @@ class Trace:
                 con.execute(f"ATTACH '{self.path.resolve()}' AS nsys (TYPE sqlite, READ_ONLY)")
                 con.execute("USE nsys")
                 self._duck = con
-            return _binary_as_text(self._duck.execute(sql).to_arrow_table()).to_pandas()
+            return _batches_to_frame(self._duck.execute(sql).to_arrow_reader(BATCH_ROWS))
         except duckdb.Error as exc:
             if "malformed" in str(exc) or "corrupt" in str(exc) or "disk image" in str(exc):
                 raise TraceError(f"{self.source.name}: the export is damaged or truncated ({exc})") from None
@@ -461,6 +461,29 @@ def _nest_by_stack(start: np.ndarray, end: np.ndarray):
             parent[i] = stack[j]
         stack.append(i)
     return depth, parent
+
+
+BATCH_ROWS = 1 << 20
+
+
+def _batches_to_frame(reader) -> pd.DataFrame:
+    """Arrow record batches into one frame; text columns become categoricals batch by batch, so a column
+    of millions of repeated names never exists as millions of Python strings (peak memory stays low)."""
+    import pyarrow as pa
+
+    parts = [_binary_as_text(pa.Table.from_batches([b])).to_pandas(strings_to_categorical=True) for b in reader]
+    if not parts:
+        return pd.DataFrame({f.name: pd.Series(dtype=object) for f in reader.schema})
+    if len(parts) == 1:
+        return parts[0]
+    out = {}
+    for col in parts[0].columns:
+        pieces = [p[col] for p in parts]
+        if any(isinstance(x.dtype, pd.CategoricalDtype) for x in pieces):
+            out[col] = union_categoricals([_object_categories(x) for x in pieces], ignore_order=True)
+        else:
+            out[col] = pd.concat(pieces, ignore_index=True)
+    return pd.DataFrame(out)
 
 
 def _binary_as_text(table):
