@@ -457,16 +457,15 @@ def _int(v):
 
 
 def _window(rows: pd.DataFrame, nvtx: pd.DataFrame) -> tuple[int, int]:
-    """Timeline window (ns) around a finding's first occurrence: its layer range, else its stage range, and the
-    op(s) and call(s) themselves, padded by 5% (at least 10 µs) each side."""
+    """Timeline window (ns) on a finding's first occurrence: its CUDA call(s) and GPU op(s) (both legs of a round
+    trip) and, inside a layer, the layer range; padded each side by its own length, at least 50 µs."""
     r = rows.iloc[0]
     lo = min(v for v in (r["start"], r["api_start"]) if pd.notna(v))
     hi_vals = [r["end"], r.get("h2d_end"), r["api_end"], r.get("h2d_api_end")]
     hi = max(v for v in hi_vals if v is not None and pd.notna(v))
-    pos = r["layer_pos"] if r["layer_pos"] >= 0 else r["stage_pos"]
-    if pos >= 0 and len(nvtx):
-        lo, hi = min(lo, nvtx["start"].iloc[pos]), max(hi, nvtx["end"].iloc[pos])
-    pad = max((hi - lo) * 0.05, 10_000)
+    if r["layer_pos"] >= 0 and len(nvtx):
+        lo, hi = min(lo, nvtx["start"].iloc[r["layer_pos"]]), max(hi, nvtx["end"].iloc[r["layer_pos"]])
+    pad = max(hi - lo, 50_000)
     return int(lo - pad), int(hi + pad)
 
 
@@ -595,6 +594,14 @@ def copy_findings(a, layer_depth: int = 0, layer_domain: str | None = None) -> l
     """All memory-copy findings of an Analysis, ranked by wasted time (the `copy_findings` JSON key)."""
     ops = analysis_copy_ops(a, layer_depth, layer_domain)
     return find_copies(ops, a.trace.nvtx, _stage_names(a))
+
+
+def copy_report(a, layer_depth: int = 0, layer_domain: str | None = None
+                ) -> tuple[list[dict], pd.DataFrame, pd.DataFrame]:
+    """(findings ranked by wasted time, rule_summary, copy_totals) of an Analysis: what the app page shows."""
+    ops = analysis_copy_ops(a, layer_depth, layer_domain)
+    found = find_copies(ops, a.trace.nvtx, _stage_names(a))
+    return found, rule_summary(found), copy_totals(ops)
 
 
 def copy_totals(ops: pd.DataFrame) -> pd.DataFrame:
