@@ -140,11 +140,11 @@ def op_origins(nvtx: pd.DataFrame, pairs: pd.DataFrame, n_ops: int, stage_names=
                         "layer_pos": -1, "scope": "", "scope_pos": -1})
     if nvtx.empty or pairs.empty or n_ops == 0:
         return out
-    text = nvtx["text"].astype(str).to_numpy()
+    text = nvtx["text"].to_numpy(dtype=object)
     depth = nvtx["depth"].to_numpy().astype(np.int64)
     op = pairs["op"].to_numpy().astype(np.int64)
     rpos = pairs["range_pos"].to_numpy().astype(np.int64)
-    is_stage = np.isin(text, list(stage_names))
+    is_stage = nvtx["text"].isin(list(stage_names)).to_numpy(dtype=bool)
     is_iteration = _text_matches(nvtx["text"], iteration)
     stage_pos = _innermost(op[is_stage[rpos]], rpos[is_stage[rpos]], depth, n_ops)
     iteration_pos = _innermost(op[is_iteration[rpos]], rpos[is_iteration[rpos]], depth, n_ops)
@@ -186,7 +186,6 @@ def copy_ops(projected: pd.DataFrame, origins: pd.DataFrame, memcpy: pd.DataFram
         return pd.DataFrame({c: pd.Series(dtype=object) for c in OP_COLUMNS})
     ops = projected.reset_index(drop=True).assign(op=np.arange(len(projected)))
     ops = pd.concat([ops, origins.reset_index(drop=True)], axis=1)
-    ops["name"] = ops["name"].astype(str)
     ops["kind"] = ops["kind"].astype(str)
     if "bytes" not in ops:  # a trace with kernels only
         ops["bytes"] = np.nan
@@ -234,7 +233,9 @@ def _loop_copies(ops: pd.DataFrame) -> pd.DataFrame:
 
 
 def _api_matches(names: pd.Series, pattern: re.Pattern) -> np.ndarray:
-    return names.astype(str).map(lambda n: bool(pattern.match(n))).to_numpy(dtype=bool)
+    cat = names.astype("category")
+    hits = [c for c in cat.cat.categories if pattern.match(str(c))]
+    return cat.isin(hits).to_numpy(dtype=bool)
 
 
 def pageable_memcpy(ops: pd.DataFrame) -> pd.DataFrame:
@@ -295,19 +296,25 @@ def round_trips(ops: pd.DataFrame) -> pd.DataFrame:
     return out[cols]
 
 
-def scope_instances(nvtx: pd.DataFrame, iteration: str = DEFAULT_ITERATION) -> pd.Series:
-    """Instances per (scope name, global_tid), named as `op_origins` names scopes: a stage range by its text,
-    an iteration range as 'iteration', an outermost range by its layer_name (counted at depth 0 only)."""
-    if nvtx.empty:
+def scope_instances(nvtx: pd.DataFrame, scopes, iteration: str = DEFAULT_ITERATION) -> pd.Series:
+    """Instances per (scope name, global_tid) of the given scope names, named as `op_origins` names scopes: an
+    iteration range as 'iteration', a stage by its text, any other outermost range by its layer_name."""
+    scopes = set(scopes)
+    if nvtx.empty or not scopes:
         return pd.Series(dtype="int64")
-    text = nvtx["text"].astype(str)
-    is_it = _text_matches(text, iteration)
-    names = np.where(is_it, "iteration", text.to_numpy(dtype=object))
-    top = (nvtx["depth"].to_numpy() == 0) & ~is_it
-    names_top = text[top].map(layer_name).to_numpy(dtype=object)
-    frame = pd.concat([pd.DataFrame({"scope": names, "tid": nvtx["global_tid"].to_numpy(), "top": False}),
-                       pd.DataFrame({"scope": names_top, "tid": nvtx["global_tid"].to_numpy()[top], "top": True})])
-    frame = frame[~(frame["top"] & frame["scope"].isin(set(names[~top])))]  # a top-level stage counts once
+    text = nvtx["text"].astype("category")
+    cats = [str(c) for c in text.cat.categories]
+    is_it = np.array([re.fullmatch(iteration, c) is not None for c in cats], dtype=bool)
+    exact = np.array([c in scopes for c in cats], dtype=bool) & ~is_it
+    outer = np.array([layer_name(c) in scopes for c in cats], dtype=bool) & ~is_it & ~exact
+    label = np.array(["iteration" if i else (c if e else layer_name(c)) for c, i, e in zip(cats, is_it, exact)],
+                     dtype=object)
+    codes = text.cat.codes.to_numpy()
+    ok = codes >= 0
+    keep = np.zeros(len(nvtx), dtype=bool)
+    keep[ok] = (is_it & ("iteration" in scopes) | exact)[codes[ok]]
+    keep[ok] |= outer[codes[ok]] & (nvtx["depth"].to_numpy()[ok] == 0)
+    frame = pd.DataFrame({"scope": label[codes[keep]], "tid": nvtx["global_tid"].to_numpy()[keep]})
     return frame.groupby(["scope", "tid"]).size()
 
 
@@ -340,7 +347,7 @@ def repeated_uploads(ops: pd.DataFrame, nvtx: pd.DataFrame, stage_names=DEFAULT_
     g = h.groupby(site, sort=False)
     sites = pd.DataFrame({"copies": g.size(), "instances": g["scope_pos"].nunique(),
                           "sizes": g["bytes"].nunique()}).reset_index()
-    inst = scope_instances(nvtx, iteration)
+    inst = scope_instances(nvtx, sites["scope"].unique(), iteration)
     sites["scope_instances"] = [int(inst.get((s, int(t)), 0)) for s, t in zip(sites["scope"], sites["global_tid"])]
     every = (sites["instances"] >= 2) & (sites["instances"] == sites["scope_instances"]) \
         & (sites["copies"] == sites["instances"]) & (sites["sizes"] == 1)
@@ -357,15 +364,13 @@ def device_copies(ops: pd.DataFrame, stage: str = "inference") -> pd.DataFrame:
     cols = list(ops.columns) + ["what", "wasted_ns"]
     is_copy = (ops["kind"] == "memcpy") & ops["operation"].isin(DEVICE_COPY_OPERATIONS)
     is_kernel = (ops["kind"] == "kernel").to_numpy()
-    names = ops["name"].astype(str)
+    names = ops["name"].astype("category")
     layout = np.zeros(len(ops), dtype=bool)
     copyk = np.zeros(len(ops), dtype=bool)
     if is_kernel.any():
-        uniq = pd.Series(names[is_kernel].unique())
-        lay = set(uniq[uniq.map(lambda n: bool(_LAYOUT_KERNEL.search(n)))])
-        cpk = set(uniq[uniq.map(lambda n: bool(_COPY_KERNEL.search(n)))])
-        layout = is_kernel & names.isin(lay).to_numpy()
-        copyk = is_kernel & names.isin(cpk).to_numpy() & ~layout
+        uniq = [str(c) for c in names.cat.categories]
+        layout = is_kernel & names.isin([n for n in uniq if _LAYOUT_KERNEL.search(n)]).to_numpy()
+        copyk = is_kernel & names.isin([n for n in uniq if _COPY_KERNEL.search(n)]).to_numpy() & ~layout
     sel = is_copy.to_numpy() | layout | copyk
     if (ops["stage"] != "").any():
         sel &= (ops["stage"] == stage).to_numpy()
