@@ -363,3 +363,121 @@ def roof_lines(ceilings: Mapping, x_min: float = 0.01, x_max: float = 1e4, point
         peak = ceilings.get(key)
         frame[column] = np.minimum(peak, x * bw) if peak else np.nan
     return frame
+
+
+# --- a captured run -----------------------------------------------------------------------------
+
+def _run_metadata(run_dir_or_metadata) -> tuple[dict, "Path | None"]:
+    """(metadata dict, run folder or None) from a run folder, a metadata.json path or a dict."""
+    import json
+    from pathlib import Path
+
+    if run_dir_or_metadata is None:
+        return {}, None
+    if isinstance(run_dir_or_metadata, Mapping):
+        return dict(run_dir_or_metadata), None
+    path = Path(run_dir_or_metadata)
+    folder = path if path.is_dir() else path.parent
+    meta_file = folder / "metadata.json"
+    try:
+        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    except (OSError, ValueError):
+        meta = {}
+    return (meta if isinstance(meta, dict) else {}), folder
+
+
+def _run_gpu(analysis, meta: Mapping, gpu) -> dict | None:
+    """GPU table row: ``gpu`` (a row dict or a name) if given, else the trace's device
+    (with its SM count), else metadata.json's ``gpu``."""
+    from profiler.model.gpu_specs import match_gpu
+
+    if isinstance(gpu, Mapping):
+        return dict(gpu)
+    if isinstance(gpu, str):
+        return match_gpu(gpu)
+    device = getattr(getattr(analysis, "trace", None), "device", None) or {}
+    name, sm = device.get("name"), device.get("sm_count")
+    row = match_gpu(name, sm_count=int(sm) if sm else None) if name else None
+    if row is None and name:
+        row = match_gpu(name)
+    if row is None:
+        mg = meta.get("gpu")
+        mname = mg.get("name") if isinstance(mg, Mapping) else mg
+        row = match_gpu(str(mname)) if mname else None
+    return row
+
+
+def run_roofline(analysis, run_dir_or_metadata=None, precision: str | None = None, *, gpu=None,
+                 use_measured: bool = True) -> pd.DataFrame:
+    """Roofline points of a captured run's layers (one row per layer of ``analysis.layers``).
+
+    analysis: :class:`profiler.analysis.summary.Analysis` (``.layers``, ``.trace.device``).
+    run_dir_or_metadata: the run folder (``metadata.json``, ``modules.json``), a metadata dict,
+    or None.  Costs come from ``modules.json`` (one record per leaf-module call, layer names =
+    module paths) via :func:`profiler.model.torch_cost.module_costs`; without it, from the layer
+    names themselves when they are ``emit_nvtx`` op texts (``aten::conv2d, ... sizes = [...]``)
+    via ``nvtx_op_costs``.  precision: the tensors' width ("fp16", "fp32", ...); default the
+    metadata's ``precision``, else "fp16".  gpu: a GPU table row or name overriding the trace's
+    device (matched with :func:`profiler.model.gpu_specs.match_gpu`).
+
+    Returns :func:`roofline_points`'s frame (time ns per instance, FLOPs and bytes per instance,
+    FLOP/B, FLOP/s) with ``attrs``: ``gpu`` (row dict or None), ``precision``, ``ceilings``
+    (:func:`roofline_ceilings`, or None), ``cost_source`` ("modules.json", "emit_nvtx" or
+    None), ``note`` (why nothing could be placed, else ""), ``placed`` (rows with FLOPs and a
+    time).  Never raises for a run without costs or an unknown GPU: the frame is empty or
+    unplaced and ``note`` says why.
+    """
+    from profiler.model.torch_cost import load_modules_json, module_costs, nvtx_op_costs, parse_nvtx_op
+
+    meta, folder = _run_metadata(run_dir_or_metadata)
+    precision = str(precision or meta.get("precision") or "fp16").lower()
+    layers = getattr(analysis, "layers", None)
+    attrs = {"gpu": None, "precision": precision, "ceilings": None, "cost_source": None, "note": "",
+             "placed": 0}
+
+    def empty(note: str) -> pd.DataFrame:
+        frame = pd.DataFrame(columns=POINT_COLUMNS)
+        frame.attrs.update({**attrs, "note": note})
+        return frame
+
+    row = _run_gpu(analysis, meta, gpu)
+    if row is None:
+        device = (getattr(getattr(analysis, "trace", None), "device", None) or {}).get("name")
+        return empty(f"GPU {device or 'unknown'!r} is not in data/gpu_specs.csv: no roofs to draw")
+    attrs["gpu"] = row
+    attrs["ceilings"] = roofline_ceilings(row, precision, use_measured=use_measured)
+    if layers is None or not len(layers):
+        return empty("the trace has no layer ranges (NVTX) to place")
+
+    costs = None
+    modules = folder / "modules.json" if folder is not None else None
+    if modules is not None and modules.is_file():
+        try:
+            records = load_modules_json(modules)
+        except (OSError, ValueError):
+            records = []
+        if records:
+            costs = module_costs(records, precision=precision)
+            attrs["cost_source"] = "modules.json"
+    if costs is None:
+        names = layers["name"].dropna().astype(str)
+        texts = [n for n in names.unique() if parse_nvtx_op(n) is not None]
+        if texts:
+            costs = nvtx_op_costs(texts, precision=precision)
+            attrs["cost_source"] = "emit_nvtx"
+    if costs is None or not len(costs):
+        return empty("no model costs for this run: no modules.json next to the trace and the layer names "
+                     "are not emit_nvtx op texts")
+
+    table = layers.copy()
+    if "precision" in table:  # per-layer precisions (TensorRT layer info) override the run's
+        table["precision"] = table["precision"].where(
+            table["precision"].isin(["fp32", "tf32", "fp16", "bf16", "int8", "fp8"]), precision)
+    points = roofline_points(table, costs, row, precision, use_measured=use_measured)
+    if "op" in layers:
+        points.insert(2, "op", layers["op"].to_numpy())
+    attrs["placed"] = int(((points["flops"] > 0) & points["fraction_of_roof"].notna()).sum())
+    if not attrs["placed"]:
+        attrs["note"] = f"no layer matched a {attrs['cost_source']} cost"
+    points.attrs.update(attrs)
+    return points
