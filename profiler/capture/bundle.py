@@ -47,7 +47,9 @@ def bundle_testdata(run: Path, dest: Path, name: str, nsys: str | None = None) -
     shutil.copy(run / "metadata.json", dest / f"{name}.metadata.json")
     rep = run / "trace.nsys-rep"
     if nsys and rep.exists():
-        r = subprocess.run(stats_command(nsys, str(rep), str(dest / name)), check=False, capture_output=True,
+        # stats on the SQLite export itself (what worked with nsys 2025.3 on the device; same trace as the .xz)
+        r = subprocess.run(stats_command(nsys, str(run / "trace.sqlite"), str(dest / name)), check=False,
+                           capture_output=True,
                            text=True)
         if r.returncode != 0 or not list(dest.glob(f"{name}_*.csv")):
             print(f"nsys stats (exit {r.returncode}): {r.stdout[-2000:]}{r.stderr[-2000:]}", file=sys.stderr)
