@@ -448,6 +448,20 @@ def test_trace_without_nvtx():
     assert by_rule(found, "repeated_upload") == []  # no iterations: "every iteration" cannot be judged
 
 
+def test_copies_without_launching_api_calls():
+    """A trace whose CUDA API calls were not recorded: copies cannot be tied to a call, thread or range.
+    nsys's pageable rule needs the call too; we report only what needs no call (device-side copies)."""
+    rec = reference_shaped(2)
+    rec.copy("Device-to-Device", 4_000, "Device", "Device")
+    rec.api.clear()
+    found = findings_of(rec)
+    assert by_rule(found, "pageable_memcpy") == [] and by_rule(found, "round_trip") == []
+    # no op has a stage now, so device-side copies are looked for in the whole trace
+    assert sorted((f["what"], f["count"], f["api_name"], f["tid"]) for f in by_rule(found, "device_to_device")) == [
+        ("Device-to-Device memcpy", 1, "", None), ("copy kernel", 2, "", None)]
+    json.dumps(found)
+
+
 def test_copy_totals_per_stage_and_direction():
     a = analyze(reference_shaped(3).trace())
     totals = copies.copy_totals(copies.analysis_copy_ops(a)).set_index(["stage", "operation"])

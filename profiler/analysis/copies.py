@@ -91,7 +91,6 @@ WASTE_BASIS = {
 }
 
 H2D, D2H, D2D, P2P = "Host-to-Device", "Device-to-Host", "Device-to-Device", "Peer-to-Peer"
-HOST_KINDS = ("Pageable", "Pinned")
 DEVICE_COPY_OPERATIONS = (D2D, P2P, "Array-to-Array", "Array-to-Device", "Device-to-Array",
                           "Unified Device-to-Device")
 _ASYNC_MEMCPY_API = re.compile(r"^(cudaMemcpy.*Async|cuMemcpy.*Async)", re.IGNORECASE)  # nsys: LIKE 'cudaMemcpy%Async%'
@@ -199,8 +198,8 @@ def copy_ops(projected: pd.DataFrame, origins: pd.DataFrame, memcpy: pd.DataFram
         ops = ops.merge(memset[keys + ["mem_kind"]].drop_duplicates(keys), on=keys, how="left", sort=False)
     else:
         ops["mem_kind"] = None
-    ops["operation"] = np.where(ops["kind"] == "memset", "memset",
-                                np.where(ops["kind"] == "memcpy", ops["operation"].astype(object).fillna("Unknown").astype(str), ""))
+    direction = ops["operation"].astype(object).fillna("Unknown").astype(str)
+    ops["operation"] = np.where(ops["kind"] == "memset", "memset", np.where(ops["kind"] == "memcpy", direction, ""))
     for col in ("src_kind", "dst_kind", "mem_kind"):
         ops[col] = ops[col].astype(object).where(ops[col].notna(), "")
     calls = api[["correlation_id", "global_tid", "end"]].rename(columns={"end": "api_end"})
