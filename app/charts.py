@@ -260,3 +260,69 @@ def tensor_active_figure(series: pd.DataFrame, bands: pd.DataFrame | None = None
     fig.update_yaxes(title_text="Tensor Active (%)", rangemode="tozero")
     fig.update_layout(legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
     return _layout(fig, 320)
+
+
+# ---- roofline (issue 5) -------------------------------------------------------------------------------------
+ROOF_COLORS = {"tensor core": "#2E7D32", "CUDA core": "#4E79A7", "memory": "#E15759"}
+BOUND_SYMBOLS = {"compute": "circle", "memory": "diamond"}
+
+
+def roofline_figure(points: pd.DataFrame, lines: pd.DataFrame, ceilings: dict | None = None,
+                    title: str = "", height: int = 520) -> go.Figure:
+    """Log-log roofline: x = arithmetic intensity (FLOP/B), y = FLOP/s drawn in TFLOP/s.
+
+    points: `profiler.analysis.roofline.roofline_points` rows (intensity, achieved_flops_per_s, time_ns, roof,
+    bound, fraction_of_roof, name, op_types); rows without both are skipped. Marker colour = the roof the layer
+    is held to (Tensor-Core / CUDA-core), symbol = bound, size ~ time per instance.
+    lines: `roof_lines` frame (intensity, memory, tensor_core, cuda_core in FLOP/s): the memory roof, the
+    Tensor-Core roof and the CUDA-core roof are separate lines.
+    """
+    fig = go.Figure()
+    bw = (ceilings or {}).get("memory_bytes_per_s")
+    mem_label = f"Memory roof ({bw / 1e12:.2f} TB/s)" if bw else "Memory roof"
+    fig.add_trace(go.Scatter(x=lines["intensity"], y=lines["memory"] / 1e12, mode="lines", name=mem_label,
+                             line=dict(color=ROOF_COLORS["memory"], dash="dot", width=1.5), hoverinfo="skip"))
+    for col, key, label in (("tensor_core", "tensor_core_flops", "Tensor-Core roof"),
+                            ("cuda_core", "cuda_core_flops", "CUDA-core roof")):
+        if col not in lines or lines[col].isna().all():
+            continue
+        peak = (ceilings or {}).get(key)
+        name = f"{label} ({peak / 1e12:.0f} TFLOP/s)" if peak else label
+        color = ROOF_COLORS["tensor core" if col == "tensor_core" else "CUDA core"]
+        fig.add_trace(go.Scatter(x=lines["intensity"], y=lines[col] / 1e12, mode="lines", name=name,
+                                 line=dict(color=color, width=2.5), hoverinfo="skip"))
+    placed = points[(points["intensity"] > 0) & (points["achieved_flops_per_s"] > 0)] if len(points) else points
+    for (roof, bound), grp in placed.groupby(["roof", "bound"], sort=True) if len(placed) else []:
+        size = np.clip(6 + 4 * np.log10(grp["time_ns"].clip(lower=1) / 1e3).clip(lower=0), 6, 22)
+        hover = [
+            f"<b>{_wrap(r['name'], 70, 2)}</b><br>op: {r.get('op_types') or '—'}<br>time: {fmt_ns(r['time_ns'])} per call"
+            f"<br>achieved: {r['achieved_flops_per_s'] / 1e12:.2f} TFLOP/s<br>intensity: {r['intensity']:.1f} FLOP/B"
+            f"<br>bound: {bound} ({roof} roof)<br>fraction of roof: {fmt_pct(r['fraction_of_roof'])}"
+            for _, r in grp.iterrows()]
+        fig.add_trace(go.Scatter(
+            x=grp["intensity"], y=grp["achieved_flops_per_s"] / 1e12, mode="markers",
+            name=f"{bound}-bound layers · {roof} roof",
+            marker=dict(color=ROOF_COLORS.get(roof, "#888"), symbol=BOUND_SYMBOLS.get(bound, "circle"), size=size,
+                        opacity=0.75, line=dict(width=0.5, color="white")),
+            hovertext=hover, hoverinfo="text"))
+    fig.update_xaxes(type="log", title="Arithmetic intensity (FLOP/byte)")
+    fig.update_yaxes(type="log", title="Performance (TFLOP/s)")
+    return _layout(fig, height, title=title or None,
+                   legend=dict(orientation="h", yanchor="top", y=-0.15, xanchor="left", x=0))
+
+
+def predicted_times_figure(predicted: pd.DataFrame, n: int = 20) -> go.Figure:
+    """Horizontal bars: the n nodes with the largest predicted time (`predict_layer_times`: predicted_ns,
+    name, op_type, bound), drawn in µs, coloured by bound."""
+    top = predicted.dropna(subset=["predicted_ns"]).nlargest(n, "predicted_ns").iloc[::-1]
+    if top.empty:
+        return empty_figure("No node has a predicted time.")
+    colors = {"compute": ROOF_COLORS["tensor core"], "memory": ROOF_COLORS["memory"]}
+    fig = go.Figure(go.Bar(
+        x=top["predicted_ns"] / 1e3, y=[shorten(f"{n} ({o})", 55) for n, o in zip(top["name"], top["op_type"])],
+        orientation="h", marker_color=[colors.get(b, "#9E9E9E") for b in top["bound"]],
+        hovertext=[f"<b>{_wrap(r['name'], 70, 2)}</b><br>{r['op_type']}: {r['predicted_ns'] / 1e3:.2f} µs "
+                   f"({r['bound']}-bound, {r['roof']} roof)" for _, r in top.iterrows()],
+        hoverinfo="text"))
+    fig.update_xaxes(title="Predicted time at the roof (µs)")
+    return _layout(fig, max(220, 22 * len(top) + 80), title=f"Largest predicted times (top {len(top)})")
