@@ -280,8 +280,6 @@ def roofline_figure(points: pd.DataFrame, lines: pd.DataFrame, ceilings: dict | 
     fig = go.Figure()
     bw = (ceilings or {}).get("memory_bytes_per_s")
     mem_label = f"Memory roof ({bw / 1e12:.2f} TB/s)" if bw else "Memory roof"
-    fig.add_trace(go.Scatter(x=lines["intensity"], y=lines["memory"] / 1e12, mode="lines", name=mem_label,
-                             line=dict(color=ROOF_COLORS["memory"], dash="dot", width=1.5), hoverinfo="skip"))
     for col, key, label in (("tensor_core", "tensor_core_flops", "Tensor-Core roof"),
                             ("cuda_core", "cuda_core_flops", "CUDA-core roof")):
         if col not in lines or lines[col].isna().all():
@@ -291,6 +289,8 @@ def roofline_figure(points: pd.DataFrame, lines: pd.DataFrame, ceilings: dict | 
         color = ROOF_COLORS["tensor core" if col == "tensor_core" else "CUDA core"]
         fig.add_trace(go.Scatter(x=lines["intensity"], y=lines[col] / 1e12, mode="lines", name=name,
                                  line=dict(color=color, width=2.5), hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=lines["intensity"], y=lines["memory"] / 1e12, mode="lines", name=mem_label,
+                             line=dict(color=ROOF_COLORS["memory"], dash="dot", width=2), hoverinfo="skip"))
     placed = points[(points["intensity"] > 0) & (points["achieved_flops_per_s"] > 0)] if len(points) else points
     for (roof, bound), grp in placed.groupby(["roof", "bound"], sort=True) if len(placed) else []:
         size = np.clip(6 + 4 * np.log10(grp["time_ns"].clip(lower=1) / 1e3).clip(lower=0), 6, 22)

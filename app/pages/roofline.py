@@ -91,13 +91,14 @@ with run_tab:
             placed = points[points["fraction_of_roof"].notna()]
             table = pd.DataFrame({
                 "layer": placed["name"], "op": placed["op_types"], "time µs": placed["time_ns"] / 1e3,
-                "GFLOP": placed["flops"] / 1e9, "MB": placed["bytes"] / 1e6, "FLOP/B": placed["intensity"],
+                "MFLOP": placed["flops"] / 1e6, "MB": placed["bytes"] / 1e6, "FLOP/B": placed["intensity"],
                 "TFLOP/s": placed["achieved_flops_per_s"] / 1e12, "roof": placed["roof"], "bound": placed["bound"],
                 "% of roof": 100 * placed["fraction_of_roof"]})
-            st.dataframe(table.sort_values("% of roof"), hide_index=True, use_container_width=True, height=360,
+            st.dataframe(table.sort_values("% of roof"), hide_index=True, use_container_width=True,
+                         height=min(360, 35 * len(table) + 38),
                          column_config={
                              "time µs": st.column_config.NumberColumn(format="%.1f"),
-                             "GFLOP": st.column_config.NumberColumn(format="%.3f"),
+                             "MFLOP": st.column_config.NumberColumn(format="%.1f"),
                              "MB": st.column_config.NumberColumn(format="%.2f"),
                              "FLOP/B": st.column_config.NumberColumn(format="%.1f"),
                              "TFLOP/s": st.column_config.NumberColumn(format="%.2f"),
@@ -165,7 +166,7 @@ with onnx_tab:
             m = st.columns(5)
             m[0].metric("Nodes", f"{totals['nodes']}", help=f"{totals['counted_nodes']} with a cost formula")
             m[1].metric("GFLOPs", f"{totals['gflops']:.3f}", help="per inference; 1 multiply-add = 2 FLOPs")
-            m[2].metric("Parameters", f"{totals['params'] / 1e6:.2f} M")
+            m[2].metric("Parameters", f"{totals['params'] / 1e6:.2f} M" if totals["params"] >= 1e5 else f"{totals['params']:,}")
             m[3].metric("Traffic", common.fmt_bytes(totals["bytes_read"] + totals["bytes_written"]),
                         help="compulsory DRAM bytes: every input read once, every output written once")
             m[4].metric(f"Predicted on {gpu_name}", common.fmt_ns(predicted["predicted_ns"].sum()),
@@ -176,14 +177,14 @@ with onnx_tab:
             st.plotly_chart(charts.predicted_times_figure(predicted), use_container_width=True,
                             key="roofline_onnx_chart")
             nodes = pd.DataFrame({
-                "node": predicted["name"], "op": predicted["op_type"], "GFLOP": predicted["flops"] / 1e9,
+                "node": predicted["name"], "op": predicted["op_type"], "MFLOP": predicted["flops"] / 1e6,
                 "MB": (predicted["bytes_read"] + predicted["bytes_written"]) / 1e6, "params": predicted["params"],
                 "FLOP/B": predicted["intensity"], "Tensor Cores": predicted["tc_eligible"].map(
                     {True: "eligible", False: "not eligible"}).fillna("—"),
                 "predicted µs": predicted["predicted_ns"] / 1e3, "bound": predicted["bound"],
                 "findings": predicted["findings"].fillna("")})
-            st.dataframe(nodes, hide_index=True, use_container_width=True, height=420, column_config={
-                "GFLOP": st.column_config.NumberColumn(format="%.4f"),
+            st.dataframe(nodes, hide_index=True, use_container_width=True, height=min(420, 35 * len(nodes) + 38), column_config={
+                "MFLOP": st.column_config.NumberColumn(format="%.2f"),
                 "MB": st.column_config.NumberColumn(format="%.3f"),
                 "FLOP/B": st.column_config.NumberColumn(format="%.1f"),
                 "predicted µs": st.column_config.NumberColumn(format="%.2f")})
