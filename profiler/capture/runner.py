@@ -246,9 +246,18 @@ def run_capture(cfg: CaptureConfig, argv: Sequence[str], *, force: bool = False,
     if lat.get("median") is not None:
         progress.print(f"  iteration median {lat['median']:.3f} ms unprofiled, "
                        f"{plat.get('median', float('nan')):.3f} ms under nsys")
-    progress.print(f"Open it in the dashboard: streamlit run app/app.py, then open the run folder {out}")
-    progress.print(f"Or summarize it here:     python -m profiler summarize {out}")
+    progress.print(dashboard_hint(out))
+    progress.print(f"Or summarize it here:     python -m profiler summarize {out / 'trace.sqlite'}")
     return out
+
+
+def dashboard_hint(out: Path) -> str:
+    """How to see the run in the dashboard, which lists runs/ (or $TRTSCOPE_RUNS) beside the bundled samples."""
+    runs = Path(os.environ.get("TRTSCOPE_RUNS") or Path(repo_root()) / "runs").resolve()
+    app = Path(repo_root()) / "app" / "Home.py"
+    if out.parent == runs:
+        return f"Open it in the dashboard (run picker): python -m streamlit run {app}"
+    return f"Open it in the dashboard: TRTSCOPE_RUNS={out.parent} python -m streamlit run {app}"
 
 
 def _commit(tmp: Path, out: Path, force: bool) -> None:
