@@ -86,7 +86,7 @@ def register_known_runs() -> dict:
 # ---- the current run --------------------------------------------------------------------------------------
 def run_picker() -> Run | None:
     """The sidebar's run picker; keeps the choice in st.session_state["run_id"] and the URL's ?run=."""
-    runs = get_store().list_runs()
+    runs = get_store().list_runs(summaries=False)
     if not runs:
         st.sidebar.info("No runs yet: upload an nsys export on the Upload page.")
         st.session_state.pop(RUN_KEY, None)
@@ -232,11 +232,11 @@ def inference_gpu_split(a) -> dict:
 
 
 def headline_findings(a, copy_found: list | None = None) -> list[tuple[str, str]]:
-    """(sentence, page path) pairs for the Overview: one line per page, from profiler's tables."""
-    from profiler.analysis.stages import dominant_stage_sentence
+    """(sentence, page path) pairs for the Overview: one line per other page (Tensor Cores, Layers, Memory
+    copies), from profiler's tables. The stage sentence is on the Overview itself."""
     from profiler.analysis.tensor_cores import layers_missing_tensor_cores
 
-    out = [(dominant_stage_sentence(a.stages), "pages/timeline.py")]
+    out = []
     split = inference_gpu_split(a)
     if split["gpu_ns"]:
         tc = split["tensor_core_ns"] / split["gpu_ns"]

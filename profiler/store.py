@@ -179,15 +179,15 @@ class RunStore:
     def _run(self, row: dict) -> Run:
         return Run(id=row["id"], name=row["name"], source=row["source"], created=row["created"] or "",
                    trace_path=self.root / row["trace_path"], sha256=row["sha256"],
-                   metadata=json.loads(row["metadata"] or "{}"), summary=json.loads(row["summary"] or "{}"))
+                   metadata=json.loads(row["metadata"] or "{}"), summary=json.loads(row.get("summary") or "{}"))
 
-    def list_runs(self, source: str | None = None) -> list[Run]:
-        """All runs (or those of one source): bundled first, then captured, then uploaded; by name."""
+    def list_runs(self, source: str | None = None, summaries: bool = True) -> list[Run]:
+        """All runs (or those of one source): bundled first, then captured, then uploaded; by name.
+        `summaries=False` leaves Run.summary empty (cheaper: what run pickers need)."""
+        cols = [c for c in _SCHEMA if summaries or c != "summary"]
         with self._connect() as db:
-            if source is None:
-                rows = list(db["runs"].rows)
-            else:
-                rows = list(db["runs"].rows_where("source = ?", [source]))
+            where, args = ("source = ?", [source]) if source is not None else (None, [])
+            rows = list(db["runs"].rows_where(where, args, select=", ".join(cols)))
         order = {s: i for i, s in enumerate(SOURCES)}
         return sorted((self._run(r) for r in rows), key=lambda r: (order.get(r.source, 9), r.name.lower(), r.id))
 
@@ -281,6 +281,7 @@ class RunStore:
                 metadata = json.loads(meta_file.read_text())
             except (OSError, ValueError):
                 metadata = {}
+        metadata.setdefault("run_dir", str(run_dir.resolve()))  # where modules.json & co. live
         precisions = layer_precisions(run_dir)
         if precisions:
             metadata["layer_precision"] = precisions

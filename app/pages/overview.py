@@ -15,8 +15,8 @@ facts = common.run_facts(run, a)
 st.title(run.name)
 st.caption(f"{run.source} run · {facts['model']} · backend {facts['backend']} · added {run.created[:16].replace('T', ' ')}")
 
-cols = st.columns(4)
-cols[0].metric("Device", facts["device"])
+cols = st.columns([3, 2, 1, 3])
+cols[0].metric("Device", str(facts["device"]).removeprefix("NVIDIA "), help=str(facts["device"]))
 cols[1].metric("Precision", str(facts["precision"]))
 cols[2].metric("Batch", str(facts["batch"]))
 lat = common.latency_rows(run, a)
@@ -30,8 +30,10 @@ elif len(total) and total.iloc[0]["profiled median ms"] is not None:
 else:
     cols[3].metric("Latency", "—", help="No iteration ranges and no harness measurements for this run.")
 
-for w in a.trace.warnings:
-    st.warning(w, icon=":material/info:")
+if a.trace.warnings:
+    with st.expander(f"Notes about this export ({len(a.trace.warnings)})", icon=":material/info:"):
+        for w in a.trace.warnings:
+            st.caption(w)
 
 st.subheader("Where iteration time goes")
 st.markdown(f"**{dominant_stage_sentence(a.stages)}**")
@@ -46,7 +48,7 @@ with left:
     st.subheader("Top kernels")
     st.plotly_chart(charts.top_kernels_figure(a.kernel_summary, 10), width="stretch", key="top_kernels")
 with right:
-    st.subheader("Headline findings")
+    st.subheader("Findings from the other pages")
     for sentence, page in common.headline_findings(a, common.load_copy_findings(run)):
         st.markdown(f"- {sentence}")
         st.page_link(page, label="Details", icon=":material/arrow_forward:")

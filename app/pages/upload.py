@@ -14,7 +14,6 @@ import streamlit as st
 
 import common
 from profiler.errors import TraceError
-from profiler.trace.files import file_digest
 
 TRACE_TYPES = ["sqlite", "xz", "zst", "gz", "nsys-rep", "qdrep"]
 
@@ -63,17 +62,6 @@ with tab_trace:
                 Path(p).unlink(missing_ok=True)
 
 with tab_model:
-    st.markdown("Upload an **ONNX model** for the model analysis (per-layer FLOPs and bytes, roofline). That view "
-                "arrives with the Roofline page; the model is kept for it.")
-    model = st.file_uploader("ONNX model", type=["onnx"], key="upload_onnx")
-    if model is not None:
-        models = store.root / "models"
-        models.mkdir(exist_ok=True)
-        tmp = models / f".{model.file_id}.part"
-        with open(tmp, "wb") as out:
-            out.write(model.getbuffer())
-        final = models / f"{file_digest(tmp)[:16]}_{Path(model.name).name}"
-        os.replace(tmp, final)
-        st.session_state["onnx_model_path"] = str(final)
-        st.success(f"Stored {model.name} ({model.size / 1e6:.1f} MB).")
-        st.page_link("pages/roofline.py", label="Open the Roofline page", icon=":material/show_chart:")
+    st.markdown("An **ONNX model** is analysed without running it (per-node FLOPs and bytes, Tensor-Core "
+                "eligibility, predicted times on a GPU of your choice) on the Roofline page.")
+    st.page_link("pages/roofline.py", label="Analyse an ONNX model on the Roofline page", icon=":material/show_chart:")
