@@ -207,3 +207,15 @@ def test_partly_overlapping_start_end_ranges_get_a_true_container():
     depth, parent = nest_ranges(np.zeros(4, dtype=np.int64), start, end, np.arange(4))
     assert list(parent[:3]) == [-1, 0, 0]
     assert parent[3] in (1, 2) and depth[3] == 2
+
+
+def test_tensor_core_names_agree_with_ncu_hardware_counters():
+    """ncu on the H100 (ResNet-50 FP16 b8, one forward, 347 kernels): a kernel issued matrix MMA
+    instructions iff tensor-pipe instructions minus HFMA2.MMA ones are > 0 (../shared/device/NSYS.md).
+    Our name-based flag must agree on every kernel, including elementwise kernels that use HFMA2.MMA."""
+    ncu = pd.read_csv(DATA / "ncu_resnet50_fp16_b8_tensor_pipe.csv")
+    hardware = (ncu["tensor_inst"] - ncu["hfma2_inst"]) > 0
+    ours = ncu["kernel"].map(kernels.is_tensor_core_kernel)
+    assert hardware.sum() >= 50 and (~hardware).sum() >= 250
+    assert ((ncu["hfma2_inst"] > 0) & ~hardware).any()  # the trap exists in this data...
+    assert (ours == hardware).all(), list(ncu.loc[ours != hardware, "kernel"].unique())  # ...and is avoided
