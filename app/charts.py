@@ -90,7 +90,7 @@ def top_kernels_figure(kernel_summary: pd.DataFrame, n: int = 10) -> go.Figure:
     if kernel_summary.empty:
         return empty_figure("No kernels in this trace")
     top = kernel_summary.head(n).iloc[::-1]
-    labels = [f"{i + 1}. {short_kernel_name(nm, 55)}" for i, nm in zip(range(len(top) - 1, -1, -1), top["name"])]
+    labels = [f"{i + 1}. {short_kernel_name(nm, 72)}" for i, nm in zip(range(len(top) - 1, -1, -1), top["name"])]
     fig = go.Figure(go.Bar(
         x=top["total_ns"] / 1e6, y=labels, orientation="h",
         marker_color=[TC_COLORS[bool(t)] for t in top["tensor_core"]],
@@ -121,6 +121,7 @@ def timeline_figure(view) -> go.Figure:
     t0 = view.t0
     w0, w1 = (view.window[0] - t0) / 1e6, (view.window[1] - t0) / 1e6
     min_w = (w1 - w0) / 1500
+    n = len(lanes)
     fig = go.Figure()
     for cat in CATEGORY_COLORS:
         s = seg[seg["category"] == cat]
@@ -128,7 +129,7 @@ def timeline_figure(view) -> go.Figure:
             continue
         x0 = (s["start"].to_numpy() - t0) / 1e6
         x1 = np.maximum((s["end"].to_numpy() - t0) / 1e6, x0 + min_w)
-        y = s["lane"].to_numpy().astype(float)
+        y = (n - 1 - s["lane"].to_numpy()).astype(float)  # first lane on top (no reversed axis: WebGL lines)
         xs = np.column_stack([x0, x1, np.full(len(s), np.nan)]).ravel()
         ys = np.column_stack([y, y, np.full(len(s), np.nan)]).ravel()
         color = CATEGORY_COLORS[cat]
@@ -137,8 +138,7 @@ def timeline_figure(view) -> go.Figure:
         fig.add_trace(go.Scattergl(x=(x0 + x1) / 2, y=y, mode="markers", legendgroup=cat, showlegend=False,
                                    marker=dict(size=LANE_PX * 0.6, color=color, opacity=0),
                                    hovertext=_segment_hover(s), hoverinfo="text", name=cat))
-    n = len(lanes)
-    fig.update_yaxes(tickvals=list(range(n)), ticktext=list(lanes["label"]), range=[n - 0.5, -0.5],
+    fig.update_yaxes(tickvals=[n - 1 - k for k in range(n)], ticktext=list(lanes["label"]), range=[-0.5, n - 0.5],
                      showgrid=False, zeroline=False, automargin=True)
     fig.update_xaxes(title_text="time since trace start (ms)", range=[w0, w1], showgrid=True, zeroline=False)
     fig.update_layout(legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0, font_size=12),

@@ -56,6 +56,27 @@ def captured_dir() -> Path:
     return Path(os.environ.get("TRTSCOPE_RUNS") or REPO_ROOT / "runs")
 
 
+def _leave_pages_directory_mode() -> None:
+    """Make a page opened by URL on a fresh server run under Home.py's navigation.
+
+    Because app/pages/ exists, Streamlit runs a new server's first script run in its old "pages directory"
+    mode until some script calls st.navigation: a first request for /timeline would run pages/timeline.py
+    alone (no Home.py: no run picker, wrong page list). Pages call this (through get_store / current_run);
+    it leaves that mode and reruns, so Home.py runs and its st.navigation opens the requested page.
+    Not under Streamlit's AppTest, which starts every run in that mode (the rerun would swallow button clicks);
+    there a switched-to page runs without Home.py.
+    """
+    if "streamlit.testing.v1" in sys.modules:
+        return
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without this internal: nothing to fix
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 # ---- the store --------------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner=False)
 def _store(root: str | None) -> RunStore:
@@ -64,6 +85,7 @@ def _store(root: str | None) -> RunStore:
 
 def get_store() -> RunStore:
     """The run catalogue ($TRTSCOPE_HOME or the user data dir), shared by all sessions."""
+    _leave_pages_directory_mode()
     return _store(os.environ.get("TRTSCOPE_HOME"))
 
 
@@ -116,6 +138,7 @@ def select_run(run_id: str) -> None:
 
 def current_run() -> Run | None:
     """The run picked in the sidebar (None when the catalogue is empty)."""
+    _leave_pages_directory_mode()
     run_id = st.session_state.get(RUN_KEY)
     if not run_id:
         return None

@@ -171,6 +171,24 @@ def test_every_page_of_every_bundled_run(server, browser, sample_run_dirs):
     page.close()
 
 
+def test_first_request_for_a_page_runs_under_home(tmp_path, browser, sample_run_dirs):
+    """A fresh server whose first request is /layers still shows Home.py's navigation and run picker."""
+    store = tmp_path / "store"
+    store.mkdir()
+    srv = Server(store)
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{srv.url}/layers?run={run_ids(sample_run_dirs)[0]}")
+        wait_ready(page, "Layers", 0)
+        nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+        assert "Tensor Cores" in nav and "Catalogue" in nav and "Home" not in nav, nav
+        assert page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').count() == 1
+        assert not page_problems(page)
+        page.close()
+    finally:
+        srv.stop()
+
+
 def test_overview_draws_within_2s_when_warm(server, browser, sample_run_dirs):
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
     run_id = run_ids(sample_run_dirs)[0]

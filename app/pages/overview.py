@@ -43,16 +43,15 @@ if len(lat):
         st.dataframe(lat, hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in lat.columns if c != "stage"})
 
-left, right = st.columns([3, 2])
-with left:
-    st.subheader("Top kernels")
-    st.plotly_chart(charts.top_kernels_figure(a.kernel_summary, 10), width="stretch", key="top_kernels")
-with right:
-    st.subheader("Findings from the other pages")
-    for sentence, page in common.headline_findings(a, common.load_copy_findings(run)):
-        st.markdown(f"- {sentence}")
-        st.page_link(page, label="Details", icon=":material/arrow_forward:")
+st.subheader("Findings from the other pages")
+for sentence, page in common.headline_findings(a, common.load_copy_findings(run)):
+    text, link = st.columns([6, 1], vertical_alignment="center")
+    text.markdown(f"- {sentence}")
+    link.page_link(page, label="Details", icon=":material/arrow_forward:")
 
+st.subheader("Top kernels")
+st.caption("Total GPU time over the whole trace; green: Tensor-Core kernels. Hover a bar for the full name.")
+st.plotly_chart(charts.top_kernels_figure(a.kernel_summary, 10), width="stretch", key="top_kernels")
 with st.expander("Kernel table"):
     ks = a.kernel_summary
     st.dataframe(
