@@ -24,7 +24,7 @@ FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=13)
 
 
 def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), font=FONT, template="plotly_white",
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=45), font=FONT, template="plotly_white",
                       hoverlabel=dict(font_size=12, align="left"), **kw)
     return fig
 
@@ -102,7 +102,7 @@ def top_kernels_figure(kernel_summary: pd.DataFrame, n: int = 10) -> go.Figure:
                       "<extra></extra>"))
     fig.update_xaxes(title_text="total GPU time (ms)")
     fig.update_yaxes(automargin=True, tickfont=dict(family="monospace", size=11))
-    return _layout(fig, 60 + 30 * len(top), showlegend=False)
+    return _layout(fig, 95 + 30 * len(top), showlegend=False)
 
 
 # ---- Timeline ------------------------------------------------------------------------------------------------
@@ -137,7 +137,8 @@ def timeline_figure(view) -> go.Figure:
                                    name=cat, legendgroup=cat, hoverinfo="skip", connectgaps=False))
         fig.add_trace(go.Scattergl(x=(x0 + x1) / 2, y=y, mode="markers", legendgroup=cat, showlegend=False,
                                    marker=dict(size=LANE_PX * 0.6, color=color, opacity=0),
-                                   hovertext=_segment_hover(s), hoverinfo="text", name=cat))
+                                   hovertext=_segment_hover(s), hoverinfo="text", name=cat,
+                                   hoverlabel=dict(bgcolor="white", bordercolor=color, font_color="#222")))
     fig.update_yaxes(tickvals=[n - 1 - k for k in range(n)], ticktext=list(lanes["label"]), range=[-0.5, n - 0.5],
                      showgrid=False, zeroline=False, automargin=True)
     fig.update_xaxes(title_text="time since trace start (ms)", range=[w0, w1], showgrid=True, zeroline=False)
@@ -149,15 +150,17 @@ def timeline_figure(view) -> go.Figure:
 
 
 def _segment_hover(s: pd.DataFrame) -> list[str]:
+    """Hover text per segment: readable name (templates folded, ≤ 100 characters), kind, duration, bytes."""
+    short = {n: short_kernel_name(n, 100) for n in pd.unique(s["name"])}  # few distinct names: fold each once
     out = []
     for name, cat, dur, busy, count, nbytes in zip(s["name"], s["category"], s["duration_ns"], s["busy_ns"],
                                                    s["count"], s["bytes"]):
-        b = f"<br>{fmt_bytes(nbytes)}" if nbytes == nbytes else ""  # NaN for kernels and ranges
+        b = f" · {fmt_bytes(nbytes)}" if nbytes == nbytes else ""  # NaN for kernels and ranges
         if count > 1:
-            out.append(f"<b>{count:,} events merged</b> ({cat})<br>busy {fmt_ns(busy)} of {fmt_ns(dur)}{b}"
-                       f"<br>longest: {_wrap(name, 90, 2)}")
+            out.append(f"<b>{count:,} merged</b> · {cat} · busy {fmt_ns(busy)} of {fmt_ns(dur)}{b}"
+                       f"<br>longest: {short[name]}")
         else:
-            out.append(f"<b>{_wrap(name, 90, 3)}</b><br>{cat} · {fmt_ns(dur)}{b}")
+            out.append(f"<b>{short[name]}</b><br>{cat} · {fmt_ns(dur)}{b}")
     return out
 
 
@@ -181,7 +184,7 @@ def layers_bar_figure(layers: pd.DataFrame, n: int = 15) -> go.Figure:
                       "dominant: %{customdata[4]}<extra></extra>"))
     fig.update_xaxes(title_text="GPU time over all measured iterations (ms)")
     fig.update_yaxes(automargin=True, tickfont=dict(family="monospace", size=11))
-    return _layout(fig, 70 + 26 * len(top), showlegend=False)
+    return _layout(fig, 100 + 26 * len(top), showlegend=False)
 
 
 def layer_kernels_figure(kernels: pd.DataFrame, tensor_core: pd.Series | None = None) -> go.Figure:
@@ -191,12 +194,13 @@ def layer_kernels_figure(kernels: pd.DataFrame, tensor_core: pd.Series | None = 
     k = kernels.head(12).iloc[::-1]
     colors = ["#2E7D32" if (tensor_core is not None and bool(tensor_core.get(nm, False))) else
               ("#4E79A7" if kind == "kernel" else "#E15759") for nm, kind in zip(k["name"], k["kind"])]
-    fig = go.Figure(go.Bar(x=k["total_ns"] / 1e6, y=[short_kernel_name(n, 60) for n in k["name"]], orientation="h",
+    labels = [f"{len(k) - i}. {short_kernel_name(n, 64)}" for i, n in enumerate(k["name"])]  # unique, ranked
+    fig = go.Figure(go.Bar(x=k["total_ns"] / 1e6, y=labels, orientation="h",
                            marker_color=colors, customdata=np.stack([k["count"], [_wrap(n) for n in k["name"]]], axis=1),
                            hovertemplate="%{customdata[1]}<br>%{x:.3f} ms · %{customdata[0]} launches<extra></extra>"))
     fig.update_xaxes(title_text="GPU time (ms)")
     fig.update_yaxes(automargin=True, tickfont=dict(family="monospace", size=11))
-    return _layout(fig, 60 + 28 * len(k), showlegend=False)
+    return _layout(fig, 95 + 28 * len(k), showlegend=False)
 
 
 # ---- Tensor Cores --------------------------------------------------------------------------------------------
@@ -207,11 +211,11 @@ def tensor_core_split_figure(split: dict) -> go.Figure:
     parts = {"Tensor-Core kernels": split["tensor_core_ns"],
              "Other kernels (CUDA cores)": split["kernel_ns"] - split["tensor_core_ns"],
              "Copies and memsets": split["memory_ns"]}
-    fig = go.Figure(go.Pie(labels=list(parts), values=[v / 1e6 for v in parts.values()], hole=0.55, sort=False,
+    fig = go.Figure(go.Pie(labels=list(parts), values=[v / 1e6 for v in parts.values()], hole=0.62, sort=False,
                            marker_colors=["#2E7D32", "#9E9E9E", "#E15759"], textinfo="percent",
                            hovertemplate="%{label}: %{value:.3f} ms (%{percent})<extra></extra>"))
-    fig.add_annotation(text=f"{fmt_pct(split['tensor_core_ns'] / split['gpu_ns'], 0)}<br>on Tensor Cores",
-                       showarrow=False, font=dict(size=16))
+    fig.add_annotation(text=f"<b>{fmt_pct(split['tensor_core_ns'] / split['gpu_ns'], 0)}</b><br>Tensor<br>Cores",
+                       showarrow=False, font=dict(size=15))
     fig.update_layout(legend=dict(orientation="h", y=-0.05))
     return _layout(fig, 330)
 
@@ -231,7 +235,7 @@ def missing_tensor_cores_figure(missing: pd.DataFrame, n: int = 15) -> go.Figure
                       "%{customdata[1]:.0f}% · dominant: %{customdata[2]}<extra></extra>"))
     fig.update_xaxes(title_text="GPU time (ms)")
     fig.update_yaxes(automargin=True, tickfont=dict(family="monospace", size=11))
-    return _layout(fig, 70 + 26 * len(top), showlegend=False)
+    return _layout(fig, 100 + 26 * len(top), showlegend=False)
 
 
 def tensor_active_figure(series: pd.DataFrame, bands: pd.DataFrame | None = None) -> go.Figure:

@@ -186,6 +186,13 @@ def _copy_findings(sha256: str, path: str) -> list:
     return copy_findings(_analysis(sha256, path))
 
 
+@st.cache_resource(max_entries=6, show_spinner=False)
+def _layer_ranges(sha256: str, path: str):
+    from profiler.analysis.layers import layer_ranges
+
+    return layer_ranges(_trace(sha256, path).nvtx)
+
+
 @st.cache_resource(max_entries=6, show_spinner="Preparing the timeline…")
 def _timeline_source(sha256: str, path: str, max_nvtx_depth: int | None):
     from profiler.analysis.timeline import timeline_source
@@ -219,6 +226,11 @@ def load_analysis(run: Run):
 def load_copy_findings(run: Run) -> list:
     """profiler.analysis.copies.copy_findings of the run (empty when that module is absent)."""
     return _guard(_copy_findings, run)
+
+
+def load_layer_ranges(run: Run):
+    """profiler.analysis.layers.layer_ranges of the run's NVTX ranges (for kernels_of_layer drill-downs)."""
+    return _guard(_layer_ranges, run)
 
 
 def load_timeline_source(run: Run, max_nvtx_depth: int | None = None):

@@ -71,8 +71,8 @@ class Run:
 
     @property
     def label(self) -> str:
-        """How pickers show the run: 'name · source'."""
-        return f"{self.name} · {self.source}"
+        """How pickers show the run: its name, plus '· uploaded' / '· captured' when not bundled."""
+        return self.name if self.source == "bundled" else f"{self.name} · {self.source}"
 
 
 def _slug(text: str) -> str:
@@ -331,7 +331,15 @@ class RunStore:
             (self.root / trace_path).unlink(missing_ok=True)
 
     def new_incoming_path(self, filename: str) -> Path:
-        """A fresh path in the store's incoming/ directory for an upload being written (same filesystem as
-        traces/, so import_trace(move=True) is a rename). Keeps the file's suffixes for format sniffing."""
-        suffix = "".join(Path(filename).suffixes)[-20:]
-        return self.incoming_dir / f"{uuid.uuid4().hex}{_slug(suffix) if suffix else ''}"
+        """A fresh path for an upload being written: a new folder in the store's incoming/ directory (same
+        filesystem as traces/, so import_trace(move=True) is a rename) holding the file under its own name,
+        so messages about it name what the user uploaded. Remove it with discard_incoming()."""
+        folder = self.incoming_dir / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        return folder / (_slug(Path(filename).name) or "upload")
+
+    def discard_incoming(self, path: str | os.PathLike) -> None:
+        """Delete an upload's incoming folder (after import_trace moved the file, or after it failed)."""
+        folder = Path(path).parent
+        if folder.parent == self.incoming_dir:
+            shutil.rmtree(folder, ignore_errors=True)

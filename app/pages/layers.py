@@ -8,7 +8,7 @@ import streamlit as st
 
 import charts
 import common
-from profiler.analysis.layers import kernels_of_layer, layer_ranges
+from profiler.analysis.layers import kernels_of_layer
 
 run = common.require_run()
 a = common.load_analysis(run)
@@ -42,22 +42,24 @@ if chosen_ops:
 if only_busy:
     shown = shown[shown["gpu_ns"] > 0]
 
-columns = ["layer", "name", "gpu_ms", "share_pct", "kernels", "tc_pct", "dominant"]
+columns = ["layer", "name", "gpu_ms", "share_pct", "tc_pct", "kernels"]
 if precision:
     columns.append("precision")
-if "tensor_active_pct" in shown.columns:
+if "tensor_active_pct" in shown.columns and shown["tensor_active_pct"].notna().any():
     columns.append("tensor_active_pct")
+columns.append("dominant")
 st.dataframe(
     shown[columns], hide_index=True, width="stretch", height=min(420, 40 + 35 * max(len(shown), 1)),
     column_config={
         "layer": st.column_config.NumberColumn("#", help="position within each inference call", width="small"),
-        "name": st.column_config.TextColumn("layer", width="large"),
+        "name": st.column_config.TextColumn("layer", width="medium"),
         "gpu_ms": st.column_config.NumberColumn("GPU time (ms)", format="%.3f", help="summed over measured calls"),
         "share_pct": st.column_config.ProgressColumn("share of inference", format="%.1f%%", min_value=0,
                                                      max_value=max(1.0, float(table["share_pct"].max()))),
         "kernels": st.column_config.NumberColumn("kernels / call", format="%.1f"),
         "tc_pct": st.column_config.NumberColumn("Tensor Cores", format="%.0f%%"),
-        "dominant": st.column_config.TextColumn("dominant kernel", width="large"),
+        "dominant": st.column_config.TextColumn("dominant kernel", width="large",
+                                                help="the kernel with the most GPU time in this layer"),
         "precision": st.column_config.TextColumn("precision", help="recorded by the harness (modules.json / "
                                                  "TensorRT layer info)"),
         "tensor_active_pct": st.column_config.NumberColumn("Tensor Active", format="%.0f%%",
@@ -79,22 +81,21 @@ if candidates.empty:
 labels = {int(r.layer): f"#{int(r.layer)} {common.shorten(r.name, 70)} — {r.gpu_ms:.3f} ms"
           for r in candidates.itertuples()}
 pick = st.selectbox("Layer", list(labels), format_func=labels.get, key="layers_pick")
-lr = layer_ranges(a.trace.nvtx)
+lr = common.load_layer_ranges(run)
 ks = kernels_of_layer(lr, a.projected, a.pairs, pick)
 tc_by_name = a.kernel_summary.set_index("name")["tensor_core"] if len(a.kernel_summary) else pd.Series(dtype=bool)
-left, right = st.columns([3, 2])
-left.plotly_chart(charts.layer_kernels_figure(ks, tc_by_name), width="stretch", key="layer_kernels")
-with right:
-    row = candidates[candidates["layer"] == pick].iloc[0]
-    st.markdown(f"**{common.shorten(row['name'], 120)}**")
-    st.markdown(f"{row['gpu_ms']:.3f} ms over {int(row['instances'])} calls · {row['share_pct']:.1f}% of inference · "
-                f"Tensor Cores {row['tc_pct']:.0f}%")
-    inst = lr[lr["layer"] == pick].sort_values("start")
-    if len(inst):
-        first = inst.iloc[0]
-        pad = max(int(first["duration_ns"]) // 4, 2_000)
-        common.timeline_button("Show its first call in the timeline", int(first["start"]) - pad,
-                               int(first["end"]) + pad, key="layer_to_timeline")
+row = candidates[candidates["layer"] == pick].iloc[0]
+info, jump = st.columns([4, 1], vertical_alignment="center")
+info.markdown(f"**{common.shorten(row['name'], 120)}** — {row['gpu_ms']:.3f} ms over {int(row['instances'])} calls · "
+              f"{row['share_pct']:.1f}% of inference · Tensor Cores {row['tc_pct']:.0f}%")
+inst = lr[lr["layer"] == pick].sort_values("start")
+if len(inst):
+    first = inst.iloc[0]
+    pad = max(int(first["duration_ns"]) // 4, 2_000)
+    with jump:
+        common.timeline_button("First call in the timeline", int(first["start"]) - pad, int(first["end"]) + pad,
+                               key="layer_to_timeline")
+st.plotly_chart(charts.layer_kernels_figure(ks, tc_by_name), width="stretch", key="layer_kernels")
 st.dataframe(ks.assign(kernel=ks["name"].map(lambda n: common.short_kernel_name(n, 100)),
                        total_ms=ks["total_ns"] / 1e6)[["kernel", "kind", "count", "total_ms"]],
              hide_index=True, width="stretch",

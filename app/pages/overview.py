@@ -13,7 +13,11 @@ a = common.load_analysis(run)
 facts = common.run_facts(run, a)
 
 st.title(run.name)
-st.caption(f"{run.source} run · {facts['model']} · backend {facts['backend']} · added {run.created[:16].replace('T', ' ')}")
+about = [f"{run.source} run", str(facts["model"])]
+if facts["backend"] != "—":
+    about.append(f"backend {facts['backend']}")
+about.append(f"added {run.created[:16].replace('T', ' ')}")
+st.caption(" · ".join(about))
 
 cols = st.columns([3, 2, 1, 3])
 cols[0].metric("Device", str(facts["device"]).removeprefix("NVIDIA "), help=str(facts["device"]))

@@ -40,7 +40,7 @@ current = st.session_state.get(common.RUN_KEY)
 ids = list(by_id)
 pick = st.selectbox("Run", ids, index=ids.index(current) if current in ids else 0,
                     format_func=lambda i: by_id[i].label, key="catalogue_pick")
-c1, c2 = st.columns([1, 4])
+c1, c2, _ = st.columns([1, 1, 5])
 if c1.button("Open", icon=":material/open_in_new:", key="catalogue_open"):
     st.session_state[common.PENDING_RUN_KEY] = pick
     st.session_state[common.RUN_KEY] = pick
@@ -54,7 +54,7 @@ if victim in by_id:
     note = (" It is a bundled sample: it comes back the next time the app starts." if run.source == "bundled"
             else " Its stored copy of the trace is deleted too (unless another run uses the same file).")
     st.warning(f"Remove **{run.name}** ({run.source}) from the catalogue?{note}", icon=":material/warning:")
-    y, n = st.columns([1, 4])
+    y, n, _ = st.columns([1, 1, 4])
     if y.button("Yes, remove it", type="primary", key="confirm_yes"):
         store.remove(victim)
         st.session_state.pop("confirm_remove", None)

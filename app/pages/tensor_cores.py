@@ -32,7 +32,9 @@ else:
 c[1].metric("All kernel time on Tensor Cores", common.fmt_pct(a.tensor_core_share, 0))
 active = a.tensor_active.get("inference") if a.tensor_active else None
 c[2].metric("Tensor Active during inference (measured)", f"{active:.1f}%" if active is not None else "—",
-            help="Mean of the GPU metric over the inference ranges; — when the capture sampled no GPU metrics")
+            help="Mean of the sampled GPU metric over the inference ranges: the share of cycles the tensor pipes "
+                 "were busy, averaged over all SMs. Kernels 'on Tensor Cores' rarely keep them busy all the time, "
+                 "so this is far below the share above. — when the capture sampled no GPU metrics.")
 
 left, right = st.columns([2, 3])
 with left:

@@ -14,6 +14,9 @@ import common
 from profiler.analysis.timeline import SHAPE_BUDGET, iteration_window, timeline_view
 
 MODES = ["Whole trace", "One iteration", "Window"]
+# A lane is ~1,300 px wide on a laptop screen: more than ~3 shapes per pixel cannot be told apart, only slow the
+# browser down. So each lane gets at most SHAPES_PER_LANE shapes, and the whole chart at most SHAPE_BUDGET.
+SHAPES_PER_LANE = 4_000
 
 run = common.require_run()
 trace = common.load_trace(run)
@@ -58,12 +61,13 @@ elif mode == "Window":
         end_ms = start_ms + 1.0
     window = (src.t0 + int(start_ms * 1e6), src.t0 + int(end_ms * 1e6))
 
-view = timeline_view(src, window, SHAPE_BUDGET)
+budget = min(SHAPE_BUDGET, SHAPES_PER_LANE * max(1, len(src.lanes)))
+view = timeline_view(src, window, budget)
 if view.merged:
     st.info(view.note, icon=":material/compress:")
 else:
     st.caption(f"{len(view.segments):,} GPU operations and NVTX ranges in this window, each drawn "
-               f"(budget {SHAPE_BUDGET:,} shapes). Window {common.fmt_ns(view.window[1] - view.window[0])}.")
+               f"(budget {budget:,} shapes). Window {common.fmt_ns(view.window[1] - view.window[0])}.")
 
 fig = charts.timeline_figure(view)
 event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode="box",

@@ -8,8 +8,6 @@ Streamlit's server.maxUploadSize, set in streamlit_config.toml (read through .st
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 import streamlit as st
 
 import common
@@ -58,8 +56,7 @@ with tab_trace:
             st.session_state[common.RUN_KEY] = run.id
             st.switch_page("pages/overview.py")
         finally:
-            for p in (incoming, incoming.with_name(incoming.name + ".part")):
-                Path(p).unlink(missing_ok=True)
+            store.discard_incoming(incoming)
 
 with tab_model:
     st.markdown("An **ONNX model** is analysed without running it (per-node FLOPs and bytes, Tensor-Core "
