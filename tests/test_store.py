@@ -175,3 +175,27 @@ def test_concurrent_imports_do_not_corrupt(tmp_path, synthetic_trace):
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     con.close()
+
+
+def test_concurrent_sessions_in_one_process(tmp_path, synthetic_trace):
+    """Streamlit sessions are threads sharing one RunStore: parallel imports and removals stay consistent."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = RunStore(tmp_path / "store")
+    copies = []
+    for i in range(4):
+        p = tmp_path / f"t{i}.sqlite"
+        shutil.copyfile(synthetic_trace, p)
+        con = sqlite3.connect(p)
+        con.execute("UPDATE TARGET_INFO_GPU SET name = ?", [f"GPU {i}"])
+        con.commit()
+        con.close()
+        copies.append(p)
+    keep = store.import_trace(copies[0], name="kept")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = list(pool.map(lambda p: store.import_trace(p, name=p.stem), copies[1:] * 2))
+        removed = pool.submit(store.remove, keep.id)
+    assert removed.result()
+    assert sorted({r.id for r in runs}) == sorted(r.id for r in store.list_runs())
+    assert len(store.list_runs()) == 3 and len(stored_files(store)) == 3
+    assert not keep.trace_path.exists()
