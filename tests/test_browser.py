@@ -110,9 +110,25 @@ def wait_ready(page, title: str | None, charts: int, timeout_s: float = 240) -> 
     page.wait_for_function(READY_JS, arg=[title, charts], timeout=timeout_s * 1000, polling=50)
 
 
+def wait_settled(page, quiet_s: float = 1.0, timeout_s: float = 60) -> None:
+    """Until nothing runs and the main block has not changed for `quiet_s` (Streamlit shows its running
+    indicator only after a short delay, so 'no indicator' alone can be too early)."""
+    deadline = time.time() + timeout_s
+    last, since = None, time.time()
+    while time.time() < deadline:
+        state = page.evaluate("() => [!!document.querySelector('[data-testid^=\"stStatusWidgetRunning\"]'), "
+                              "(document.querySelector('[data-testid=\"stMain\"]') || document.body).innerHTML.length]")
+        if state != last or state[0]:
+            last, since = state, time.time()
+        elif time.time() - since >= quiet_s:
+            return
+        time.sleep(0.1)
+
+
 def screenshot(page, name: str) -> Path:
-    """A screenshot of the whole page: Streamlit scrolls inside its main block, so the viewport is stretched
-    to the content's height first (at most 6000 px), then restored."""
+    """A screenshot of the whole page once it has settled: Streamlit scrolls inside its main block, so the
+    viewport is stretched to the content's height first (at most 6000 px), then restored."""
+    wait_settled(page)
     SHOTS.mkdir(parents=True, exist_ok=True)
     size = page.viewport_size
     height = page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]'); "
@@ -218,6 +234,27 @@ def test_timeline_hover_and_drag_to_zoom(server, browser, sample_run_dirs):
     after = page.locator('[data-testid="stMain"]').inner_text()
     assert after != before and "in this window" in after
     screenshot(page, "timeline_drag_window.png")
+    page.close()
+
+
+def test_jump_from_memory_copies_opens_a_timeline_window(server, browser, sample_run_dirs):
+    """The memory-copies page's 'Show in timeline' (st.session_state["timeline_window"] + st.switch_page)
+    lands on the Timeline in Window mode."""
+    planted = [r for r in run_ids(sample_run_dirs) if "planted" in r] or run_ids(sample_run_dirs)
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(f"{server.url}/memory_copies?run={planted[0]}")
+    wait_ready(page, "Memory copies", 0)
+    buttons = page.get_by_role("button", name="Show in timeline")
+    try:
+        buttons.first.wait_for(timeout=60000)
+    except Exception:
+        pytest.skip("no copy finding with a timeline jump on this run")
+    buttons.first.click()
+    wait_ready(page, "Timeline", 1, timeout_s=60)
+    assert page.evaluate("() => [...document.querySelectorAll('input[type=radio]')].some("
+                         "r => r.checked && r.closest('label').innerText.includes('Window'))")
+    screenshot(page, "timeline_from_memory_copies.png")
+    assert not page_problems(page)
     page.close()
 
 

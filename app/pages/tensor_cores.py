@@ -82,5 +82,6 @@ else:
                + (f", drawn as {len(series):,} time bins (mean, with min–max band)" if len(series) < len(samples)
                   else "") + ". Shaded: preprocess / inference / postprocess ranges.")
     if a.tensor_active:
-        st.dataframe(pd.DataFrame({"stage": list(a.tensor_active), "mean Tensor Active (%)": list(a.tensor_active.values())}),
-                     hide_index=True)
+        st.dataframe(pd.DataFrame({"stage": list(a.tensor_active), "active": list(a.tensor_active.values())}),
+                     hide_index=True, column_config={"active": st.column_config.NumberColumn(
+                         "mean Tensor Active (%)", format="%.2f")})
