@@ -49,11 +49,15 @@ def empty_figure(message: str, height: int = 160) -> go.Figure:
 
 
 # ---- Overview ------------------------------------------------------------------------------------------------
+MAX_ITERATION_BARS = 300
+
+
 def stage_share_figure(stages: pd.DataFrame, per_iteration: pd.DataFrame) -> go.Figure:
     """Share of iteration wall time per stage: all iterations together (left) and each iteration (right).
 
     `stages` is Analysis.stages (name, share 0..1, total_ns); `per_iteration` is Analysis.per_iteration
-    (iteration, one ns column per stage, other, total).
+    (iteration, one ns column per stage, other, total). Over MAX_ITERATION_BARS iterations the right part is a
+    stacked area (x = iteration index) instead of bars.
     """
     if stages.empty:
         return empty_figure("No preprocess / inference / postprocess ranges in this trace")
@@ -67,6 +71,7 @@ def stage_share_figure(stages: pd.DataFrame, per_iteration: pd.DataFrame) -> go.
             textposition="inside", insidetextanchor="middle",
             hovertemplate=f"{row['name']}: %{{y:.1f}}% of iteration time<br>total {fmt_ns(row['total_ns'])}"
                           "<extra></extra>"), row=1, col=1)
+    many = len(per_iteration) > MAX_ITERATION_BARS  # thousands of SVG bars make the browser crawl: draw areas
     if len(per_iteration):
         total = per_iteration["total"].replace(0, np.nan)
         its = per_iteration["iteration"].astype(str)
@@ -74,14 +79,20 @@ def stage_share_figure(stages: pd.DataFrame, per_iteration: pd.DataFrame) -> go.
             if name not in per_iteration.columns:
                 continue
             ms = per_iteration[name] / 1e6
-            fig.add_trace(go.Bar(
-                x=its, y=100 * per_iteration[name] / total, name=name, legendgroup=name, showlegend=False,
-                marker_color=STAGE_COLORS.get(name, "#888"), customdata=ms,
-                hovertemplate=f"iteration %{{x}}<br>{name}: %{{y:.1f}}% (%{{customdata:.2f}} ms)<extra></extra>"),
-                row=1, col=2)
+            hover = f"iteration %{{x}}<br>{name}: %{{y:.1f}}% (%{{customdata:.2f}} ms)<extra></extra>"
+            color = STAGE_COLORS.get(name, "#888")
+            if many:
+                trace = go.Scatter(x=np.arange(len(its)), y=100 * per_iteration[name] / total, name=name,
+                                   legendgroup=name, showlegend=False, stackgroup="iterations", mode="lines",
+                                   line=dict(width=0, color=color), fillcolor=color, customdata=ms,
+                                   hovertemplate=hover)
+            else:
+                trace = go.Bar(x=its, y=100 * per_iteration[name] / total, name=name, legendgroup=name,
+                               showlegend=False, marker_color=color, customdata=ms, hovertemplate=hover)
+            fig.add_trace(trace, row=1, col=2)
     fig.update_layout(barmode="stack", legend=dict(orientation="h", y=-0.12, x=0), bargap=0.25)
     fig.update_yaxes(title_text="% of iteration wall time", range=[0, 100], row=1, col=1)
-    fig.update_xaxes(title_text="iteration", type="category", row=1, col=2)
+    fig.update_xaxes(title_text="iteration", type="linear" if many else "category", row=1, col=2)
     return _layout(fig, 340)
 
 
@@ -141,7 +152,8 @@ def timeline_figure(view) -> go.Figure:
                                    hoverlabel=dict(bgcolor="white", bordercolor=color, font_color="#222")))
     fig.update_yaxes(tickvals=[n - 1 - k for k in range(n)], ticktext=list(lanes["label"]), range=[-0.5, n - 0.5],
                      showgrid=False, zeroline=False, automargin=True)
-    fig.update_xaxes(title_text="time since trace start (ms)", range=[w0, w1], showgrid=True, zeroline=False)
+    fig.update_xaxes(title_text="time since trace start (ms)", range=[w0, w1], showgrid=True, zeroline=False,
+                     exponentformat="none", separatethousands=True)  # 120,000 ms rather than 120k
     fig.update_layout(legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0, font_size=12),
                       hovermode="closest", hoverdistance=-1, dragmode="select", selectdirection="h")
     _layout(fig, 150 + LANE_PX * n)

@@ -56,6 +56,7 @@ def record_timing(key: str, seconds: float) -> None:
     TIMINGS.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
     data[key] = round(seconds, 3)
+    data["load_average_1min_at_" + key] = round(os.getloadavg()[0], 2)  # the machine's business while measuring
     TIMINGS.write_text(json.dumps(data, indent=1, sort_keys=True))
 
 
@@ -110,7 +111,7 @@ def wait_ready(page, title: str | None, charts: int, timeout_s: float = 240) -> 
     page.wait_for_function(READY_JS, arg=[title, charts], timeout=timeout_s * 1000, polling=50)
 
 
-def wait_settled(page, quiet_s: float = 1.0, timeout_s: float = 60) -> None:
+def wait_settled(page, quiet_s: float = 0.6, timeout_s: float = 60) -> None:
     """Until nothing runs and the main block has not changed for `quiet_s` (Streamlit shows its running
     indicator only after a short delay, so 'no indicator' alone can be too early)."""
     deadline = time.time() + timeout_s
@@ -134,7 +135,7 @@ def screenshot(page, name: str) -> Path:
     height = page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]'); "
                            "return m ? m.scrollHeight : document.body.scrollHeight; }")
     page.set_viewport_size({"width": size["width"], "height": int(min(max(size["height"], height + 40), 6000))})
-    time.sleep(0.8)  # Plotly re-lays out on resize; WebGL repaints
+    time.sleep(0.5)  # Plotly re-lays out on resize; WebGL repaints
     path = SHOTS / name
     page.screenshot(path=str(path))
     page.set_viewport_size(size)

@@ -109,3 +109,17 @@ def test_timeline_accepts_an_analysis(trace):
     a = analyze(trace)
     view = timeline(a, budget=10)
     assert len(view.segments) <= 10 and view.t0 == min(trace.gpu_ops["start"].min(), trace.nvtx["start"].min())
+
+
+def test_merged_block_takes_the_category_with_most_busy_time():
+    """One 100 ns copy among ten 20 ns kernels, merged into one block: a kernel block named after the copy."""
+    starts = [0] + [200 + 30 * i for i in range(10)]
+    ends = [100] + [220 + 30 * i for i in range(10)]
+    ops = pd.DataFrame({"start": starts, "end": ends, "stream_id": 7, "device_id": 0,
+                        "kind": ["memcpy"] + ["kernel"] * 10,
+                        "name": ["[CUDA memcpy Host-to-Device]"] + ["relu"] * 10, "bytes": [4096] + [pd.NA] * 10})
+    nvtx = pd.DataFrame(columns=["start", "end", "text", "global_tid", "depth", "range_id", "parent"])
+    view = timeline_view(timeline_source(ops, nvtx), budget=1)
+    (block,) = view.segments.itertuples()
+    assert block.count == 11 and block.category == "Kernel" and block.name == "[CUDA memcpy Host-to-Device]"
+    assert block.busy_ns == 300 and block.bytes == 4096

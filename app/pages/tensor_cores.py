@@ -68,8 +68,10 @@ if samples.empty:
             "the GPU allows it) to see the measured Tensor Active signal.")
 else:
     nvtx, ops = a.trace.nvtx, a.trace.gpu_ops
+    # the Timeline's clock: 0 = first GPU operation or NVTX range; samples outside that span are left out
     t0 = int(min(ops["start"].min(), nvtx["start"].min() if len(nvtx) else ops["start"].min()))
-    series = binned_series(samples["timestamp"].to_numpy(), samples["value"].to_numpy(), t0)
+    t1 = int(max(ops["end"].max(), nvtx["end"].max() if len(nvtx) else ops["end"].max()))
+    series = binned_series(samples["timestamp"].to_numpy(), samples["value"].to_numpy(), t0, window=(t0, t1))
     st_r = stage_ranges(nvtx)
     st_r = st_r[st_r["depth"] == st_r["depth"].min()] if len(st_r) else st_r
     bands = pd.DataFrame({"x0_ms": (st_r["start"] - t0) / 1e6, "x1_ms": (st_r["end"] - t0) / 1e6,

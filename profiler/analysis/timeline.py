@@ -67,7 +67,8 @@ class TimelineView:
 
     segments: start/end ns; duration_ns = end - start; busy_ns = summed durations of the merged events
     (= duration_ns for single events); count = events in the segment; name = the event's name, for merged
-    blocks the longest member's; bytes = copied/set bytes (summed), NaN for kernels and ranges.
+    blocks the longest member's; category = for merged blocks the category with the most busy time; bytes =
+    copied/set bytes (summed), NaN for kernels and ranges.
     """
 
     lanes: pd.DataFrame
@@ -305,10 +306,14 @@ def _merge(src: TimelineSource, idx: np.ndarray, counts: np.ndarray, shares: np.
     longest = np.maximum.reduceat(dur, first)
     cand = np.flatnonzero(dur == longest[block])
     pick = cand[np.r_[True, block[cand][1:] != block[cand][:-1]]]  # first longest member of each block
+    # a block's category: the one with the most busy time in it (not the longest single event's)
+    n_cat = len(CATEGORIES)
+    per_cat = np.bincount(block * n_cat + src.category[idx].astype(np.int64), weights=dur.astype(float),
+                          minlength=len(first) * n_cat).reshape(len(first), n_cat)
     seg = pd.DataFrame({
         "lane": lane[first], "start": b_start, "end": b_end, "duration_ns": b_end - b_start, "busy_ns": busy,
         "count": count, "name": src.names[src.name_code[idx[pick]]],
-        "category": np.asarray(CATEGORIES, dtype=object)[src.category[idx[pick]]], "bytes": b_bytes,
+        "category": np.asarray(CATEGORIES, dtype=object)[per_cat.argmax(axis=1)], "bytes": b_bytes,
         "merged": count > 1,
     })
     return seg, closed
