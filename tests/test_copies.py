@@ -279,7 +279,7 @@ def test_no_copies_at_all():
             rec.kernel()
     a = analyze(rec.trace())
     assert copies.copy_findings(a) == []
-    assert copies.copy_totals(copies.analysis_copy_ops(a)).empty
+    assert copies.copy_totals(copies.analysis_copy_ops(a)[0]).empty
     summary = copies.rule_summary([])
     assert list(summary["rule"]) == list(copies.RULES) and summary["count"].sum() == 0
     assert to_json(a)["copy_findings"] == []
@@ -464,7 +464,7 @@ def test_copies_without_launching_api_calls():
 
 def test_copy_totals_per_stage_and_direction():
     a = analyze(reference_shaped(3).trace())
-    totals = copies.copy_totals(copies.analysis_copy_ops(a)).set_index(["stage", "operation"])
+    totals = copies.copy_totals(copies.analysis_copy_ops(a)[0]).set_index(["stage", "operation"])
     assert totals.loc[("preprocess", "Host-to-Device"), "bytes"] == 3 * INPUT_BYTES
     assert totals.loc[("postprocess", "Device-to-Host"), "count"] == 6
     assert totals.loc[("inference", "memset"), "count"] == 9

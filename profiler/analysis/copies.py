@@ -1,7 +1,7 @@
 """Memory-copy detective: rules that find the copies (and memsets) that waste time, and say where each comes from.
 
-Every rule is a pure function over one frame, `copy_ops` (every GPU operation with its launching API call and
-where it sits in the NVTX tree). A rule returns the rows it flags with a `wasted_ns` estimate; `findings`
+Every rule is a pure function over `copy_ops` (each copy, memset and copy / layout kernel with its launching API
+call and where it sits in the NVTX tree; `unoverlapped` also over `kernel_ops`, every kernel in a thin frame). A rule returns the rows it flags with a `wasted_ns` estimate; `findings`
 groups flagged rows by call site into findings (dicts, JSON-ready). Times are ns on the trace clock, sizes bytes.
 
 Where a copy comes from (no backtraces in a trace, so "call site" is approximated from NVTX and the API call):
@@ -107,7 +107,7 @@ OCCURRENCES = 5
 OP_COLUMNS = ["op", "kind", "name", "operation", "start", "end", "duration_ns", "bytes", "device_id", "stream_id",
               "global_pid", "correlation_id", "global_tid", "api_name", "api_start", "api_end", "api_ns", "src_kind",
               "dst_kind", "mem_kind", "stage", "stage_pos", "iteration_pos", "layer", "layer_index", "layer_pos",
-              "scope", "scope_pos", "slot"]
+              "scope", "scope_pos", "slot", "next_op"]
 
 
 # ---- where each GPU operation comes from ---------------------------------------------------------------------------
@@ -129,20 +129,38 @@ def _innermost(op: np.ndarray, rpos: np.ndarray, depth: np.ndarray, n_ops: int) 
     return out
 
 
-def op_origins(nvtx: pd.DataFrame, pairs: pd.DataFrame, n_ops: int, stage_names=DEFAULT_STAGES,
+def copy_like(projected: pd.DataFrame) -> np.ndarray:
+    """Rows of projected GPU ops the rules look at: copies, memsets, and copy / layout-conversion kernels."""
+    names = projected["name"].astype("category")
+    hits = [c for c in names.cat.categories if _LAYOUT_KERNEL.search(str(c)) or _COPY_KERNEL.search(str(c))]
+    return (projected["kind"] != "kernel").to_numpy(dtype=bool) | names.isin(hits).to_numpy(dtype=bool)
+
+
+def _subset_pairs(pairs: pd.DataFrame, ops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(local op index, range_pos) of the pairs whose op is in `ops` (projected row positions)."""
+    op = pairs["op"].to_numpy().astype(np.int64)
+    rpos = pairs["range_pos"].to_numpy().astype(np.int64)
+    local = np.full(max(int(op.max(initial=-1)), int(ops.max(initial=-1))) + 1, -1, dtype=np.int64)
+    local[ops] = np.arange(len(ops))
+    keep = local[op] >= 0
+    return local[op[keep]], rpos[keep]
+
+
+def op_origins(nvtx: pd.DataFrame, pairs: pd.DataFrame, ops: np.ndarray, stage_names=DEFAULT_STAGES,
                iteration: str = DEFAULT_ITERATION, layer_depth: int = 0, layer_domain: str | None = None
                ) -> pd.DataFrame:
-    """Per projected op (row position): stage (name, '' if none), stage_pos, iteration_pos, layer (name),
-    layer_index (position k within inference), layer_pos, scope (stage name, 'iteration' or the outermost
-    range's name) and scope_pos (row positions in `nvtx`, -1 for none). `pairs` is ranges.range_op_pairs."""
+    """Per op in `ops` (projected row positions, in that order): stage (name, '' if none), stage_pos,
+    iteration_pos, layer (name), layer_index (position k within inference), layer_pos, scope (stage name,
+    'iteration' or the outermost range's name) and scope_pos (row positions in `nvtx`, -1 for none).
+    `pairs` is ranges.range_op_pairs."""
+    n_ops = len(ops)
     out = pd.DataFrame({"stage": [""] * n_ops, "stage_pos": -1, "iteration_pos": -1, "layer": "", "layer_index": -1,
                         "layer_pos": -1, "scope": "", "scope_pos": -1})
     if nvtx.empty or pairs.empty or n_ops == 0:
         return out
     text = nvtx["text"].to_numpy(dtype=object)
     depth = nvtx["depth"].to_numpy().astype(np.int64)
-    op = pairs["op"].to_numpy().astype(np.int64)
-    rpos = pairs["range_pos"].to_numpy().astype(np.int64)
+    op, rpos = _subset_pairs(pairs, np.asarray(ops, dtype=np.int64))
     is_stage = nvtx["text"].isin(list(stage_names)).to_numpy(dtype=bool)
     is_iteration = _text_matches(nvtx["text"], iteration)
     stage_pos = _innermost(op[is_stage[rpos]], rpos[is_stage[rpos]], depth, n_ops)
@@ -173,51 +191,88 @@ def op_origins(nvtx: pd.DataFrame, pairs: pd.DataFrame, n_ops: int, stage_names=
     return out
 
 
-def copy_ops(projected: pd.DataFrame, origins: pd.DataFrame, memcpy: pd.DataFrame, memset: pd.DataFrame,
-             api: pd.DataFrame) -> pd.DataFrame:
-    """Every projected GPU op with its origin, copy details and launching call (columns OP_COLUMNS).
+def kernel_ops(projected: pd.DataFrame, nvtx: pd.DataFrame, pairs: pd.DataFrame, stage_names=DEFAULT_STAGES,
+               iteration: str = DEFAULT_ITERATION) -> pd.DataFrame:
+    """Every projected kernel, thin: op, start, end, duration_ns (ns), device_id, stream_id, iteration_pos
+    (innermost iteration range's row in `nvtx`, -1 for none) and in_stage (launched inside a stage range)."""
+    idx = np.flatnonzero((projected["kind"] == "kernel").to_numpy(dtype=bool))
+    iteration_pos = np.full(len(idx), -1, dtype=np.int64)
+    in_stage = np.zeros(len(idx), dtype=bool)
+    if len(idx) and not nvtx.empty and not pairs.empty:
+        depth = nvtx["depth"].to_numpy().astype(np.int64)
+        op, rpos = _subset_pairs(pairs, idx)
+        is_iteration = _text_matches(nvtx["text"], iteration)
+        iteration_pos = _innermost(op[is_iteration[rpos]], rpos[is_iteration[rpos]], depth, len(idx))
+        in_stage[op[nvtx["text"].isin(list(stage_names)).to_numpy(dtype=bool)[rpos]]] = True
+    k = projected.iloc[idx]
+    return pd.DataFrame({"op": idx, "start": k["start"].to_numpy(), "end": k["end"].to_numpy(),
+                         "duration_ns": k["duration_ns"].to_numpy(), "device_id": k["device_id"].to_numpy(),
+                         "stream_id": k["stream_id"].to_numpy(), "iteration_pos": iteration_pos,
+                         "in_stage": in_stage})
 
-    operation: the copy direction ('Host-to-Device', ...), 'memset', or '' for kernels; api_end / api_ns: the
-    launching call's end and duration (NA without a call); slot: ordinal of a copy / memset among those of the
-    same operation launched on its thread within its scope instance, by call start (-1 outside every range).
+
+def next_called_op(projected: pd.DataFrame) -> np.ndarray:
+    """Per projected op: the row of the next GPU op launched by the same thread (by call start, then GPU start),
+    -1 for the last one and for ops without a launching call."""
+    out = np.full(len(projected), -1, dtype=np.int64)
+    called = np.flatnonzero(projected["api_start"].notna().to_numpy())
+    if len(called) < 2:
+        return out
+    tid = projected["global_tid"].to_numpy()[called]
+    seq = called[np.lexsort((projected["start"].to_numpy()[called], projected["api_start"].to_numpy()[called],
+                             tid))]
+    tid = projected["global_tid"].to_numpy()[seq]
+    same = tid[1:] == tid[:-1]
+    out[seq[:-1][same]] = seq[1:][same]
+    return out
+
+
+def copy_ops(projected: pd.DataFrame, ops: np.ndarray, origins: pd.DataFrame, memcpy: pd.DataFrame,
+             memset: pd.DataFrame) -> pd.DataFrame:
+    """The projected GPU ops at row positions `ops` (`copy_like`), with their origin (`op_origins` of the same
+    rows), copy details and launching call (columns OP_COLUMNS).
+
+    op: row in `projected`; operation: the copy direction ('Host-to-Device', ...), 'memset', or '' for kernels;
+    api_end / api_ns: the launching call's end and duration (NA without a call); slot: ordinal of a copy / memset
+    among those of the same operation launched on its thread within its scope instance, by call start (-1 outside
+    every range); next_op: row in `projected` of the next GPU op launched by the same thread (-1 for none).
     """
-    if projected.empty:
+    if len(ops) == 0:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in OP_COLUMNS})
-    ops = projected.reset_index(drop=True).assign(op=np.arange(len(projected)))
-    ops = pd.concat([ops, origins.reset_index(drop=True)], axis=1)
-    ops["kind"] = ops["kind"].astype(str)
-    if "bytes" not in ops:  # a trace with kernels only
-        ops["bytes"] = np.nan
+    ops = np.asarray(ops, dtype=np.int64)
+    sel = projected.iloc[ops].reset_index(drop=True).assign(op=ops, next_op=next_called_op(projected)[ops])
+    sel = pd.concat([sel, origins.reset_index(drop=True)], axis=1)
+    sel["kind"] = sel["kind"].astype(str)
+    if "bytes" not in sel:  # a trace with kernels only
+        sel["bytes"] = np.nan
     keys = ["global_pid", "correlation_id", "start"]
     if len(memcpy):
         detail = memcpy[keys + ["operation", "src_kind", "dst_kind"]].astype({"operation": str}).drop_duplicates(keys)
-        ops = ops.merge(detail, on=keys, how="left", sort=False)
+        sel = sel.merge(detail, on=keys, how="left", sort=False)
     else:
-        ops = ops.assign(operation=None, src_kind=None, dst_kind=None)
+        sel = sel.assign(operation=None, src_kind=None, dst_kind=None)
     if len(memset):
-        ops = ops.merge(memset[keys + ["mem_kind"]].drop_duplicates(keys), on=keys, how="left", sort=False)
+        sel = sel.merge(memset[keys + ["mem_kind"]].drop_duplicates(keys), on=keys, how="left", sort=False)
     else:
-        ops["mem_kind"] = None
-    direction = ops["operation"].astype(object).fillna("Unknown").astype(str)
-    ops["operation"] = np.where(ops["kind"] == "memset", "memset", np.where(ops["kind"] == "memcpy", direction, ""))
+        sel["mem_kind"] = None
+    direction = sel["operation"].astype(object).fillna("Unknown").astype(str)
+    sel["operation"] = np.where(sel["kind"] == "memset", "memset", np.where(sel["kind"] == "memcpy", direction, ""))
     for col in ("src_kind", "dst_kind", "mem_kind"):
-        ops[col] = ops[col].astype(object).where(ops[col].notna(), "")
-    calls = api[["correlation_id", "global_tid", "end"]].rename(columns={"end": "api_end"})
-    calls = calls.assign(global_pid=(calls["global_tid"].to_numpy().astype(np.int64) >> 24) << 24)
-    calls = calls.drop_duplicates(["global_pid", "correlation_id"]).drop(columns="global_tid")
-    ops = ops.merge(calls, on=["global_pid", "correlation_id"], how="left", sort=False)
-    ops.loc[ops["api_start"].isna(), "api_end"] = np.nan
-    ops["api_ns"] = ops["api_end"] - ops["api_start"]
-    ops["api_name"] = ops["api_name"].astype(object).where(ops["api_name"].notna(), "")
-    ops["slot"] = -1
-    mem = (ops["kind"] != "kernel") & (ops["scope_pos"] >= 0)
+        sel[col] = sel[col].astype(object).where(sel[col].notna(), "")
+    if "api_end" not in sel:
+        sel["api_end"] = np.nan
+    sel.loc[sel["api_start"].isna(), "api_end"] = np.nan
+    sel["api_ns"] = sel["api_end"] - sel["api_start"]
+    sel["api_name"] = sel["api_name"].astype(object).where(sel["api_name"].notna(), "")
+    sel["slot"] = -1
+    mem = (sel["kind"] != "kernel") & (sel["scope_pos"] >= 0)
     if mem.any():
-        sub = ops.loc[mem].assign(_t=ops.loc[mem, "api_start"].fillna(ops.loc[mem, "start"]),
-                                  _tid=ops.loc[mem, "global_tid"].fillna(-1))
+        sub = sel.loc[mem].assign(_t=sel.loc[mem, "api_start"].fillna(sel.loc[mem, "start"]),
+                                  _tid=sel.loc[mem, "global_tid"].fillna(-1))
         sub = sub.sort_values("_t", kind="stable")
-        ops.loc[sub.index, "slot"] = sub.groupby(["scope_pos", "_tid", "operation"], sort=False).cumcount()
-    ops["slot"] = ops["slot"].astype("int64")
-    return ops[OP_COLUMNS]
+        sel.loc[sub.index, "slot"] = sub.groupby(["scope_pos", "_tid", "operation"], sort=False).cumcount()
+    sel["slot"] = sel["slot"].astype("int64")
+    return sel[OP_COLUMNS]
 
 
 # ---- rules: each returns the flagged rows of `ops` with `wasted_ns` (and rule columns) -----------------------------
@@ -225,10 +280,11 @@ def _copies(ops: pd.DataFrame) -> pd.DataFrame:
     return ops[ops["kind"] == "memcpy"]
 
 
-def _loop_copies(ops: pd.DataFrame) -> pd.DataFrame:
-    """Copies inside measured iterations when the trace marks iterations (set-up and warm-up left out), else all."""
+def _loop_copies(ops: pd.DataFrame, in_iterations: bool) -> pd.DataFrame:
+    """Copies inside measured iterations when the trace's GPU work is marked by iteration ranges
+    (`in_iterations`: set-up and warm-up left out), else all."""
     c = _copies(ops)
-    return c[c["iteration_pos"] >= 0] if (ops["iteration_pos"] >= 0).any() else c
+    return c[c["iteration_pos"] >= 0] if in_iterations else c
 
 
 def _api_matches(names: pd.Series, pattern: re.Pattern) -> np.ndarray:
@@ -268,20 +324,19 @@ def _host_kind(rows: pd.DataFrame) -> pd.Series:
 
 
 def round_trips(ops: pd.DataFrame) -> pd.DataFrame:
-    """D2H copies whose next GPU op on the same thread is an H2D copy of the same bytes, device and host kind.
+    """D2H copies whose next GPU op on the same thread (`next_op`) is an H2D copy of the same bytes, device and
+    host kind.
 
     One row per pair (the D2H row) with the return leg in h2d_op, h2d_start, h2d_end, h2d_ns, h2d_api_end;
     bytes, duration_ns and api_ns cover both legs. Waste: GPU ns + call ns of both copies."""
     cols = list(ops.columns) + ["h2d_op", "h2d_start", "h2d_end", "h2d_ns", "h2d_api_end", "wasted_ns"]
-    called = ops[ops["api_start"].notna()]
-    if called.empty:
+    seq = ops[(ops["operation"] == D2H) & (ops["next_op"] >= 0)]
+    if seq.empty:
         return pd.DataFrame(columns=cols)
-    seq = called.sort_values(["global_tid", "api_start", "start"], kind="stable")
-    nxt = seq.shift(-1)
-    host_kind = _host_kind(seq)
-    pair = ((seq["operation"] == D2H) & (nxt["operation"] == H2D) & (nxt["global_tid"] == seq["global_tid"])
-            & (nxt["bytes"] == seq["bytes"]) & (nxt["device_id"] == seq["device_id"])
-            & (_host_kind(nxt) == host_kind)).to_numpy(dtype=bool)
+    nxt = ops.set_index("op").reindex(seq["next_op"].to_numpy()).reset_index()
+    pair = ((nxt["operation"] == H2D).to_numpy() & (nxt["bytes"].to_numpy() == seq["bytes"].to_numpy())
+            & (nxt["device_id"].to_numpy() == seq["device_id"].to_numpy())
+            & (_host_kind(nxt).to_numpy() == _host_kind(seq).to_numpy()))
     if not pair.any():
         return pd.DataFrame(columns=cols)
     d, h = seq[pair], nxt[pair]
@@ -357,9 +412,9 @@ def repeated_uploads(ops: pd.DataFrame, nvtx: pd.DataFrame, stage_names=DEFAULT_
     return hit.assign(wasted_ns=hit["duration_ns"] + hit["api_ns"].fillna(0))[cols]
 
 
-def device_copies(ops: pd.DataFrame, stage: str = "inference") -> pd.DataFrame:
-    """D2D / peer copies and copy or layout-conversion kernels inside `stage` (whole trace when no op has a
-    stage), with `what` ('D2D memcpy', 'Peer-to-Peer memcpy', 'layout kernel', 'copy kernel'). Waste: GPU ns."""
+def device_copies(ops: pd.DataFrame, staged: bool, stage: str = "inference") -> pd.DataFrame:
+    """D2D / peer copies and copy or layout-conversion kernels inside `stage` (whole trace when no GPU op has a
+    stage: `staged` False), with `what` ('D2D memcpy', 'Peer-to-Peer memcpy', 'layout kernel', 'copy kernel'). Waste: GPU ns."""
     cols = list(ops.columns) + ["what", "wasted_ns"]
     is_copy = (ops["kind"] == "memcpy") & ops["operation"].isin(DEVICE_COPY_OPERATIONS)
     is_kernel = (ops["kind"] == "kernel").to_numpy()
@@ -371,7 +426,7 @@ def device_copies(ops: pd.DataFrame, stage: str = "inference") -> pd.DataFrame:
         layout = is_kernel & names.isin([n for n in uniq if _LAYOUT_KERNEL.search(n)]).to_numpy()
         copyk = is_kernel & names.isin([n for n in uniq if _COPY_KERNEL.search(n)]).to_numpy() & ~layout
     sel = is_copy.to_numpy() | layout | copyk
-    if (ops["stage"] != "").any():
+    if staged:
         sel &= (ops["stage"] == stage).to_numpy()
     hit = ops[sel]
     what = np.where(layout[sel], "layout kernel", np.where(copyk[sel], "copy kernel",
@@ -379,12 +434,12 @@ def device_copies(ops: pd.DataFrame, stage: str = "inference") -> pd.DataFrame:
     return hit.assign(what=what, wasted_ns=hit["duration_ns"])[cols]
 
 
-def tiny_copies(ops: pd.DataFrame, max_bytes: int = TINY_BYTES, min_per_instance: float = TINY_MIN_PER_INSTANCE
-                ) -> pd.DataFrame:
+def tiny_copies(ops: pd.DataFrame, in_iterations: bool, max_bytes: int = TINY_BYTES,
+                min_per_instance: float = TINY_MIN_PER_INSTANCE) -> pd.DataFrame:
     """Copies of at most `max_bytes` whose call outlasts the transfer, in groups (scope, direction, API, thread)
     with at least `min_per_instance` such copies per scope instance, inside measured iterations when marked.
     Waste: call ns beyond the transfer ns."""
-    c = _loop_copies(ops)
+    c = _loop_copies(ops, in_iterations)
     small = c[(c["bytes"] <= max_bytes).to_numpy() & (c["api_ns"] > c["duration_ns"]).to_numpy()]
     if small.empty:
         return small.assign(wasted_ns=pd.Series(dtype="int64"))
@@ -415,13 +470,14 @@ def covered_ns(starts: np.ndarray, ends: np.ndarray, busy_start: np.ndarray, bus
     return (upto(ends.astype(np.int64)) - upto(starts.astype(np.int64))).astype(np.int64)
 
 
-def unoverlapped(ops: pd.DataFrame, min_exposed_ns: int = UNOVERLAPPED_MIN_NS) -> pd.DataFrame:
+def unoverlapped(ops: pd.DataFrame, kernels: pd.DataFrame, in_iterations: bool,
+                 min_exposed_ns: int = UNOVERLAPPED_MIN_NS) -> pd.DataFrame:
     """Copies with at least `min_exposed_ns` during which no kernel ran on their device, where the iteration
     they run in (the trace when none) has at least that much kernel time to hide them behind. Adds exposed_ns,
     same_stream_as_kernels. Inside measured iterations when marked. Waste: exposed ns."""
     cols = list(ops.columns) + ["exposed_ns", "same_stream_as_kernels", "wasted_ns"]
-    c = _loop_copies(ops)
-    k = ops[ops["kind"] == "kernel"]
+    c = _loop_copies(ops, in_iterations)
+    k = kernels
     if c.empty or k.empty:
         return pd.DataFrame(columns=cols)
     exposed = np.zeros(len(c), dtype=np.int64)
@@ -436,7 +492,7 @@ def unoverlapped(ops: pd.DataFrame, min_exposed_ns: int = UNOVERLAPPED_MIN_NS) -
     room = np.where(c["iteration_pos"] >= 0, kernel_ns.reindex(c["iteration_pos"]).fillna(0).to_numpy(),
                     k["duration_ns"].sum())
     hit = c[(c["exposed_ns"] >= min_exposed_ns).to_numpy() & (room >= c["exposed_ns"].to_numpy())]
-    streams = set(zip(k["device_id"], k["stream_id"]))
+    streams = set(k[["device_id", "stream_id"]].drop_duplicates().itertuples(index=False, name=None))
     same = [(d, s) in streams for d, s in zip(hit["device_id"], hit["stream_id"])]
     return hit.assign(same_stream_as_kernels=same, wasted_ns=hit["exposed_ns"])[cols]
 
@@ -474,8 +530,10 @@ def _window(rows: pd.DataFrame, nvtx: pd.DataFrame) -> tuple[int, int]:
 
 
 def _mode(values: pd.Series):
-    v = values[values.astype(str) != ""]
-    return v.value_counts().index[0] if len(v) else ""
+    """The most frequent non-empty value ('' when there is none)."""
+    counts = values.value_counts()
+    counts = counts[(counts > 0).to_numpy() & (counts.index.astype(str) != "")]
+    return counts.index[0] if len(counts) else ""
 
 
 def _evidence(rule: str, rows: pd.DataFrame, f: dict) -> str:
@@ -558,9 +616,12 @@ def findings(rule: str, flagged: pd.DataFrame, nvtx: pd.DataFrame, n_iterations:
     return out
 
 
-def find_copies(ops: pd.DataFrame, nvtx: pd.DataFrame, stage_names=DEFAULT_STAGES,
+def find_copies(ops: pd.DataFrame, kernels: pd.DataFrame, nvtx: pd.DataFrame, stage_names=DEFAULT_STAGES,
                 iteration: str = DEFAULT_ITERATION, rules=RULES) -> list[dict]:
-    """Run the rules over `copy_ops` rows; findings ranked by wasted_ns (then GPU ns), largest first."""
+    """Run the rules over `copy_ops` rows and `kernel_ops`; findings ranked by wasted_ns (then GPU ns), largest
+    first."""
+    in_iterations = bool((ops["iteration_pos"] >= 0).any() or (kernels["iteration_pos"] >= 0).any())
+    staged = bool((ops["stage"] != "").any() or kernels["in_stage"].any())
     if nvtx.empty:
         n_iterations = 0
     else:
@@ -571,9 +632,9 @@ def find_copies(ops: pd.DataFrame, nvtx: pd.DataFrame, stage_names=DEFAULT_STAGE
         "sync_memset": lambda: sync_memset(ops),
         "round_trip": lambda: round_trips(ops),
         "repeated_upload": lambda: repeated_uploads(ops, nvtx, stage_names, iteration),
-        "device_to_device": lambda: device_copies(ops),
-        "tiny_copies": lambda: tiny_copies(ops),
-        "unoverlapped": lambda: unoverlapped(ops),
+        "device_to_device": lambda: device_copies(ops, staged),
+        "tiny_copies": lambda: tiny_copies(ops, in_iterations),
+        "unoverlapped": lambda: unoverlapped(ops, kernels, in_iterations),
     }
     out = []
     for rule in rules:
@@ -586,25 +647,27 @@ def _stage_names(a) -> tuple:
     return tuple(names) or DEFAULT_STAGES
 
 
-def analysis_copy_ops(a, layer_depth: int = 0, layer_domain: str | None = None) -> pd.DataFrame:
-    """`copy_ops` of an Analysis (summary.analyze)."""
+def analysis_copy_ops(a, layer_depth: int = 0, layer_domain: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(`copy_ops`, `kernel_ops`) of an Analysis (summary.analyze)."""
     t = a.trace
-    origins = op_origins(t.nvtx, a.pairs, len(a.projected), _stage_names(a), DEFAULT_ITERATION, layer_depth,
-                         layer_domain)
-    return copy_ops(a.projected, origins, t.memcpy, t.memset, t.api)
+    stage_names = _stage_names(a)
+    rows = np.flatnonzero(copy_like(a.projected)) if len(a.projected) else np.array([], dtype=np.int64)
+    origins = op_origins(t.nvtx, a.pairs, rows, stage_names, DEFAULT_ITERATION, layer_depth, layer_domain)
+    ops = copy_ops(a.projected, rows, origins, t.memcpy, t.memset)
+    return ops, kernel_ops(a.projected, t.nvtx, a.pairs, stage_names, DEFAULT_ITERATION)
 
 
 def copy_findings(a, layer_depth: int = 0, layer_domain: str | None = None) -> list[dict]:
     """All memory-copy findings of an Analysis, ranked by wasted time (the `copy_findings` JSON key)."""
-    ops = analysis_copy_ops(a, layer_depth, layer_domain)
-    return find_copies(ops, a.trace.nvtx, _stage_names(a))
+    ops, kernels = analysis_copy_ops(a, layer_depth, layer_domain)
+    return find_copies(ops, kernels, a.trace.nvtx, _stage_names(a))
 
 
 def copy_report(a, layer_depth: int = 0, layer_domain: str | None = None
                 ) -> tuple[list[dict], pd.DataFrame, pd.DataFrame]:
     """(findings ranked by wasted time, rule_summary, copy_totals) of an Analysis: what the app page shows."""
-    ops = analysis_copy_ops(a, layer_depth, layer_domain)
-    found = find_copies(ops, a.trace.nvtx, _stage_names(a))
+    ops, kernels = analysis_copy_ops(a, layer_depth, layer_domain)
+    found = find_copies(ops, kernels, a.trace.nvtx, _stage_names(a))
     return found, rule_summary(found), copy_totals(ops)
 
 

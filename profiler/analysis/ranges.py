@@ -36,9 +36,9 @@ def nvtx_summary(nvtx: pd.DataFrame) -> pd.DataFrame:
 
 
 def launching_calls(gpu_ops: pd.DataFrame, api: pd.DataFrame) -> pd.DataFrame:
-    """gpu_ops with the launching API call's thread and start time: adds global_tid, api_start, api_name."""
-    calls = api[["correlation_id", "global_tid", "start", "name"]].rename(
-        columns={"start": "api_start", "name": "api_name"})
+    """gpu_ops with the launching API call: adds global_tid, api_start, api_end (ns) and api_name."""
+    calls = api[["correlation_id", "global_tid", "start", "end", "name"]].rename(
+        columns={"start": "api_start", "end": "api_end", "name": "api_name"})
     calls = calls.assign(global_pid=global_pid(calls["global_tid"]))
     return gpu_ops.merge(calls, on=["global_pid", "correlation_id"], how="left", sort=False)
 
@@ -132,26 +132,36 @@ def range_gpu_stats(nvtx: pd.DataFrame, projected: pd.DataFrame, tensor_core: pd
     if pairs is None:
         pairs = range_op_pairs(nvtx, projected)
     op = pairs["op"].to_numpy()
-    r = pairs["range_pos"].to_numpy()
-    start = projected["start"].to_numpy()[op]
-    end = projected["end"].to_numpy()[op]
-    is_kernel = (projected["kind"].to_numpy() == "kernel")[op]
+    r = pairs["range_pos"].to_numpy().astype(np.int64)
+    n = len(nvtx)
+    start = projected["start"].to_numpy().astype(np.int64)[op]
+    end = projected["end"].to_numpy().astype(np.int64)[op]
+    is_kernel = (projected["kind"] == "kernel").to_numpy(dtype=bool)[op]
     dur = end - start
-    frame = pd.DataFrame({"r": r, "start": start, "end": end, "dur": dur, "kernel": is_kernel,
-                          "kdur": np.where(is_kernel, dur, 0)})
-    if tensor_core is not None:
-        tc = tensor_core.to_numpy()[op]
-        frame["tc"] = np.where(is_kernel & tc, dur, 0)
-    else:
-        frame["tc"] = 0
-    g = frame.groupby("r", sort=True)
+    tc = tensor_core.to_numpy(dtype=bool)[op] & is_kernel if tensor_core is not None else np.zeros(len(op), bool)
+    gpu_start = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(gpu_start, r, start)
+    gpu_end = np.full(n, np.iinfo(np.int64).min)
+    np.maximum.at(gpu_end, r, end)
+    count = np.bincount(r, minlength=n)
+    keep = np.flatnonzero(count)
     out = pd.DataFrame({
-        "gpu_ops": g.size(), "kernels": g["kernel"].sum(), "gpu_ns": g["dur"].sum(), "kernel_ns": g["kdur"].sum(),
-        "tc_ns": g["tc"].sum(), "gpu_start": g["start"].min(), "gpu_end": g["end"].max(),
-    })
+        "gpu_ops": count[keep], "kernels": np.bincount(r, weights=is_kernel, minlength=n)[keep],
+        "gpu_ns": _sum_by(r, dur, n)[keep], "kernel_ns": _sum_by(r, np.where(is_kernel, dur, 0), n)[keep],
+        "tc_ns": _sum_by(r, np.where(tc, dur, 0), n)[keep], "gpu_start": gpu_start[keep], "gpu_end": gpu_end[keep],
+    }, index=pd.Index(keep, name="range_pos"))
     out["busy_ns"] = busy_ns(r, start, end)
-    out.index.name = "range_pos"
     return out.astype("int64")
+
+
+def _sum_by(keys: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Exact int64 sums of `values` per key in [0, n): bincount (float64) while every sum is exactly
+    representable (< 2**53), else an integer scatter-add."""
+    if np.abs(values).sum() < 2**53:
+        return np.rint(np.bincount(keys, weights=values, minlength=n)).astype(np.int64)
+    out = np.zeros(n, dtype=np.int64)
+    np.add.at(out, keys, values.astype(np.int64))
+    return out
 
 
 def nvtx_gpu_projection_summary(nvtx: pd.DataFrame, stats: pd.DataFrame) -> pd.DataFrame:

@@ -282,16 +282,15 @@ class Trace:
                 continue  # driver tracing is optional; its absence is normal
             df = self._select(table, wanted, ("start", "end", "global_tid", "correlation_id", "name_id"))
             if df is not None:
-                df["api"] = kind
+                df["api"] = pd.Categorical.from_codes(np.full(len(df), kind == "driver", dtype=np.int8),
+                                                      categories=["runtime", "driver"])
                 frames.append(df)
         cols = ["start", "end", "global_tid", "correlation_id", "name", "api", "return_value", "duration_ns"]
         if not frames:
             return _empty(cols)
         df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         raw = self._names(df.pop("name_id"))
-        stripped = [_API_VERSION_SUFFIX.sub("", str(c)) for c in raw.categories]
-        df["name"] = pd.Categorical(np.asarray(stripped, dtype=object)[raw.codes]).astype("category")
-        df["api"] = df["api"].astype("category")
+        df["name"] = categorical(raw.codes, [_API_VERSION_SUFFIX.sub("", str(c)) for c in raw.categories])
         return self._finish(df)[cols]
 
     @cached_property
@@ -467,23 +466,25 @@ BATCH_ROWS = 1 << 20
 
 
 def _batches_to_frame(reader) -> pd.DataFrame:
-    """Arrow record batches into one frame; text columns become categoricals batch by batch, so a column
-    of millions of repeated names never exists as millions of Python strings (peak memory stays low)."""
+    """Arrow record batches into one frame; text columns are dictionary-encoded batch by batch (Arrow), so a
+    column of millions of repeated names never exists as millions of strings, and arrive as categoricals."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    parts = [_binary_as_text(pa.Table.from_batches([b])).to_pandas(strings_to_categorical=True) for b in reader]
-    if not parts:
+    tables = []
+    for batch in reader:
+        table = _binary_as_text(pa.Table.from_batches([batch]))
+        for i, f in enumerate(table.schema):
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+                table = table.set_column(i, f.name, pc.dictionary_encode(table.column(i)))
+        tables.append(table)
+    if not tables:
         return pd.DataFrame({f.name: pd.Series(dtype=object) for f in reader.schema})
-    if len(parts) == 1:
-        return parts[0]
-    out = {}
-    for col in parts[0].columns:
-        pieces = [p[col] for p in parts]
-        if any(isinstance(x.dtype, pd.CategoricalDtype) for x in pieces):
-            out[col] = union_categoricals([_object_categories(x) for x in pieces], ignore_order=True)
-        else:
-            out[col] = pd.concat(pieces, ignore_index=True)
-    return pd.DataFrame(out)
+    df = pa.concat_tables(tables).unify_dictionaries().to_pandas()
+    for col in df.columns:
+        if isinstance(df[col].dtype, pd.CategoricalDtype):
+            df[col] = _object_categories(df[col])
+    return df
 
 
 def _binary_as_text(table):
