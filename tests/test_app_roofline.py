@@ -60,6 +60,18 @@ def test_resnet50_fp16_page_names_the_worst_layers(app_env, sample_run_dirs):
     assert at.dataframe and len(at.dataframe[0].value) >= 150
 
 
+def test_measured_ceilings_toggle(app_env, sample_run_dirs):
+    if "resnet50_fp16_b8" not in {d.name for d in sample_run_dirs}:
+        pytest.skip("bundled ResNet-50 FP16 run not present")
+    at = open_page("bundled-resnet50_fp16_b8")
+    assert any("(datasheet ceilings)" in c.value and "989 TFLOP/s" in c.value for c in at.caption)
+    at.toggle(key="roofline_measured").set_value(True).run()
+    assert not problems(at), problems(at)
+    assert any("(measured ceilings)" in c.value and "748 TFLOP/s" in c.value and "2.99 TB/s" in c.value
+               for c in at.caption)
+    assert any("above the DRAM roof" in c.value for c in at.caption)  # the L2-resident 1x1 convolutions
+
+
 def test_onnx_upload_good_and_bad(app_env, sample_run_dirs):
     at = open_page(f"bundled-{sample_run_dirs[0].name}")
     assert not problems(at), problems(at)

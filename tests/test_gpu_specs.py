@@ -29,14 +29,26 @@ def test_sparse_rates_are_twice_dense_where_given():
         assert (both[sparse] / both[dense]).between(1.98, 2.02).all(), dense
 
 
-def test_seed_figures_for_xavier_and_h100_measured_placeholder():
+def test_seed_figures_for_xavier_and_h100_measured_values():
     xavier = match_gpu("Xavier")
     assert (xavier["fp32_tflops"], xavier["fp16_tflops"], xavier["int8_tops"], xavier["memory_bandwidth_gbs"]) \
         == (1.4, 11, 22, 137)
-    h100 = match_gpu("H100 SXM")
-    assert h100["measured_fp16_tflops"] is None and h100["measured_bandwidth_gbs"] is None
-    assert "to be measured on the device" in h100["measured_how"]
-    assert not gpu_table().set_index("gpu").loc["H100 SXM", "measured"]
+    h100 = match_gpu("NVIDIA H100 80GB HBM3")
+    assert gpu_table().set_index("gpu").loc["H100 SXM", "measured"]
+    assert "benchmarks/measure_ceilings.py" in h100["measured_how"]
+    # measured on the lent H100 (NOTES.md): below the datasheet, in the order the datasheet gives
+    for precision, measured in (("fp16", "measured_fp16_tflops"), ("bf16", "measured_bf16_tflops"),
+                                ("tf32", "measured_tf32_tflops")):
+        assert 0.3 * peak_flops(h100, precision) < h100[measured] * 1e12 < peak_flops(h100, precision)
+    assert h100["measured_fp32_tflops"] * 1e12 < peak_flops(h100, "fp32", tensor=False)
+    assert 0.8 * memory_bandwidth(h100) < h100["measured_bandwidth_gbs"] * 1e9 < memory_bandwidth(h100)
+    assert h100["measured_int8_tops"] is None  # torch._int_mm does not reach the IMMA peak: left out
+    # datasheet by default; measured on request, tensor and CUDA-core roofs alike
+    assert peak_flops(h100, "fp16") == pytest.approx(989.4e12)
+    assert peak_flops(h100, "fp16", use_measured=True) == pytest.approx(748.5e12)
+    assert peak_flops(h100, "fp32", use_measured=True) == pytest.approx(398.4e12)  # FP32 layers run as TF32
+    assert peak_flops(h100, "fp32", tensor=False, use_measured=True) == pytest.approx(51.2e12)
+    assert peak_flops(h100, "int8", use_measured=True) == peak_flops(h100, "int8")
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -95,7 +107,7 @@ def test_measured_values_replace_datasheet(tmp_path):
     table.drop(columns="measured").to_csv(path, index=False)
     h100 = match_gpu("NVIDIA H100 80GB HBM3", gpu_table(path))
     assert h100["measured"]
-    assert peak_flops(h100, "fp16") == pytest.approx(700e12)
-    assert peak_flops(h100, "fp16", use_measured=False) == pytest.approx(989.4e12)
-    assert memory_bandwidth(h100) == pytest.approx(3.0e12)
-    assert math.isclose(memory_bandwidth(h100, use_measured=False), 3.35e12)
+    assert peak_flops(h100, "fp16", use_measured=True) == pytest.approx(700e12)
+    assert peak_flops(h100, "fp16") == pytest.approx(989.4e12)
+    assert memory_bandwidth(h100, use_measured=True) == pytest.approx(3.0e12)
+    assert math.isclose(memory_bandwidth(h100), 3.35e12)

@@ -37,8 +37,9 @@ def _run_dir(run):
 
 
 @st.cache_resource(max_entries=12, show_spinner="Placing the layers under the roofs…")
-def _points(run_key: str, _run, _analysis, run_dir: str | None, precision: str | None):
-    return run_roofline(_analysis, run_dir if run_dir else (_run.metadata or None), precision)
+def _points(run_key: str, _run, _analysis, run_dir: str | None, precision: str | None, use_measured: bool):
+    return run_roofline(_analysis, run_dir if run_dir else (_run.metadata or None), precision,
+                        use_measured=use_measured)
 
 
 def _layer_sentence(points: pd.DataFrame) -> str:
@@ -62,9 +63,17 @@ with run_tab:
     else:
         a = common.load_analysis(run)
         run_dir = _run_dir(run)
-        points = _points(str(run), run, a, str(run_dir) if run_dir else None, None)
+        use_measured = st.toggle(
+            "Measured ceilings", value=False, key="roofline_measured",
+            help="Roofs from a large cuBLAS GEMM and a large device-to-device copy measured on this GPU model "
+                 "(data/gpu_specs.csv, `measured_how`) instead of the datasheet, where the table has them. "
+                 "Layers whose data stays in L2 can sit above a measured DRAM roof.")
+        points = _points(str(run), run, a, str(run_dir) if run_dir else None, None, use_measured)
         info = points.attrs
         gpu, ceilings = info.get("gpu"), info.get("ceilings")
+        if use_measured and ceilings is not None and ceilings["source"] != "measured":
+            st.caption(f"No measured ceilings for {gpu['gpu'] if gpu else 'this GPU'} in data/gpu_specs.csv: "
+                       "datasheet roofs shown.")
         if gpu is None or ceilings is None:
             st.info(f"No roofs for this run: {info.get('note')}. The ONNX tab works for any GPU in the table.")
         elif not info.get("placed"):
@@ -148,6 +157,9 @@ with onnx_tab:
     precision = c2.selectbox("Precision", PRECISIONS, key="roofline_precision")
     shape_text = c3.text_input("Input shapes (only for dynamic dims)", key="roofline_shapes",
                                placeholder="input: 1x3x224x224")
+    onnx_measured = st.toggle("Measured ceilings", value=False, key="roofline_onnx_measured",
+                              help="Predict on the roofs measured on this GPU model where data/gpu_specs.csv has "
+                                   "them (see `measured_how`), instead of the datasheet.")
     if upload is None:
         st.info("Upload an .onnx file to analyse it.")
     else:
@@ -160,9 +172,9 @@ with onnx_tab:
             st.error(f"{upload.name}: {str(exc).splitlines()[0] if str(exc) else 'not a usable ONNX model'}")
         else:
             gpu = match_gpu(gpu_name)
-            predicted = predict_layer_times(costs, gpu, precision)
+            predicted = predict_layer_times(costs, gpu, precision, use_measured=onnx_measured)
             totals = onnx_totals(costs)
-            ceilings = roofline_ceilings(gpu, precision)
+            ceilings = roofline_ceilings(gpu, precision, use_measured=onnx_measured)
             m = st.columns(5)
             m[0].metric("Nodes", f"{totals['nodes']}", help=f"{totals['counted_nodes']} with a cost formula")
             m[1].metric("GFLOPs", f"{totals['gflops']:.3f}", help="per inference; 1 multiply-add = 2 FLOPs")

@@ -34,7 +34,7 @@ POINT_COLUMNS = [
 ]
 
 
-def roofline_ceilings(gpu: Mapping, precision: str = "fp16", *, use_measured: bool = True,
+def roofline_ceilings(gpu: Mapping, precision: str = "fp16", *, use_measured: bool = False,
                       overrides: Mapping[str, float] | None = None) -> dict:
     """Ceilings of a GPU at a precision.
 
@@ -46,11 +46,11 @@ def roofline_ceilings(gpu: Mapping, precision: str = "fp16", *, use_measured: bo
     run's own micro-benchmarks).
     """
     tensor = peak_flops(dict(gpu), precision, tensor=True, use_measured=use_measured)
-    cuda = peak_flops(dict(gpu), precision, tensor=False)
+    cuda = peak_flops(dict(gpu), precision, tensor=False, use_measured=use_measured)
     bandwidth = memory_bandwidth(dict(gpu), use_measured=use_measured)
-    datasheet_tensor = peak_flops(dict(gpu), precision, tensor=True, use_measured=False)
-    measured = use_measured and (tensor != datasheet_tensor
-                                 or bandwidth != memory_bandwidth(dict(gpu), use_measured=False))
+    measured = use_measured and (tensor != peak_flops(dict(gpu), precision, tensor=True)
+                                 or cuda != peak_flops(dict(gpu), precision, tensor=False)
+                                 or bandwidth != memory_bandwidth(dict(gpu)))
     out = {"gpu": gpu.get("gpu"), "precision": precision, "tensor_core_flops": tensor,
            "cuda_core_flops": cuda, "memory_bytes_per_s": bandwidth,
            "source": "measured" if measured else "datasheet"}
@@ -251,7 +251,7 @@ def _match_one(name, occ, times, index: _CostIndex, costs, layer_nodes) -> dict:
 # --- placing layers -----------------------------------------------------------------------------
 
 def roofline_points(layers: pd.DataFrame, costs: pd.DataFrame, gpu: Mapping, precision: str = "fp16", *,
-                    use_measured: bool = True, overrides: Mapping[str, float] | None = None,
+                    use_measured: bool = False, overrides: Mapping[str, float] | None = None,
                     layer_nodes: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """One row per layer with its place under the roofs.
 
@@ -325,7 +325,7 @@ def furthest_below_roof(points: pd.DataFrame, n: int = 5, *, by: str = "fraction
 
 
 def predict_layer_times(costs: pd.DataFrame, gpu: Mapping, precision: str = "fp16", *,
-                        use_measured: bool = True) -> pd.DataFrame:
+                        use_measured: bool = False) -> pd.DataFrame:
     """Static prediction per node/module: the roofline lower bound on time.
 
     predicted_ns = max(flops / peak, bytes / bandwidth) x 1e9, with the Tensor-Core peak
@@ -408,7 +408,7 @@ def _run_gpu(analysis, meta: Mapping, gpu) -> dict | None:
 
 
 def run_roofline(analysis, run_dir_or_metadata=None, precision: str | None = None, *, gpu=None,
-                 use_measured: bool = True) -> pd.DataFrame:
+                 use_measured: bool = False) -> pd.DataFrame:
     """Roofline points of a captured run's layers (one row per layer of ``analysis.layers``).
 
     analysis: :class:`profiler.analysis.summary.Analysis` (``.layers``, ``.trace.device``).

@@ -4,8 +4,10 @@ Table units: TFLOPS / TOPS (1e12 operations per second, dense unless the column
 says sparse), GB/s (1e9 bytes per second), MHz, GB.  The ``match`` column is a
 regular expression tried, in file order, against the lower-cased device name a
 trace reports (e.g. "NVIDIA H100 80GB HBM3"); the first match wins.
-``measured_*`` columns, where filled, replace the datasheet ceilings
-(``measured_how`` says how they were taken).
+``measured_*`` columns, where filled, can replace the datasheet ceilings
+(``use_measured=True``; ``measured_how`` says how they were taken). Datasheet
+ceilings are the default: a measured DRAM roof sits below layers whose data
+stays in L2, and the table has no L2 roof yet.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ TENSOR_COLUMN = {"fp16": "fp16_tflops", "bf16": "bf16_tflops", "tf32": "tf32_tfl
 CUDA_CORE_COLUMN = {"fp16": "fp16_nontensor_tflops", "bf16": "fp16_nontensor_tflops", "tf32": "fp32_tflops",
                     "fp32": "fp32_tflops", "int8": "fp16_nontensor_tflops", "fp8": "fp16_nontensor_tflops",
                     "fp64": "fp64_tflops"}
-#: Measured tensor-roof column per precision.
-MEASURED_COLUMN = {"fp16": "measured_fp16_tflops", "bf16": "measured_fp16_tflops",
-                   "fp32": "measured_fp32_tflops", "tf32": "measured_fp32_tflops", "int8": "measured_int8_tops"}
-MEASURED_COLUMNS = ["measured_fp16_tflops", "measured_fp32_tflops", "measured_int8_tops", "measured_bandwidth_gbs"]
+#: Measured tensor-roof column per precision (a large cuBLAS GEMM at that precision).
+MEASURED_COLUMN = {"fp16": "measured_fp16_tflops", "bf16": "measured_bf16_tflops",
+                   "fp32": "measured_tf32_tflops", "tf32": "measured_tf32_tflops", "int8": "measured_int8_tops"}
+#: Measured CUDA-core roof column per precision (FP32 GEMM with TF32 off).
+MEASURED_CUDA_CORE_COLUMN = {"fp32": "measured_fp32_tflops", "tf32": "measured_fp32_tflops"}
+MEASURED_COLUMNS = ["measured_fp16_tflops", "measured_bf16_tflops", "measured_tf32_tflops", "measured_fp32_tflops",
+                    "measured_int8_tops", "measured_bandwidth_gbs"]
 
 
 @lru_cache(maxsize=4)
@@ -89,10 +94,10 @@ def _value(gpu: dict, column: str | None) -> float | None:
 
 
 def peak_flops(gpu: dict, precision: str = "fp16", *, tensor: bool = True, sparse: bool = False,
-               use_measured: bool = True) -> float | None:
+               use_measured: bool = False) -> float | None:
     """Peak rate in FLOP/s (or OP/s for INT8) for a precision, on Tensor Cores or CUDA cores.
 
-    Measured values replace the datasheet tensor rate when present and ``use_measured``.
+    With ``use_measured``, measured values replace the datasheet dense rate where the table has them.
     None where the GPU has no such rate (e.g. FP8 on Ampere).
     """
     precision = precision.lower()
@@ -105,6 +110,10 @@ def peak_flops(gpu: dict, precision: str = "fp16", *, tensor: bool = True, spars
         if sparse and column:
             column = column.replace("_tflops", "_sparse_tflops").replace("_tops", "_sparse_tops")
     else:
+        if use_measured:
+            measured = _value(gpu, MEASURED_CUDA_CORE_COLUMN.get(precision))
+            if measured is not None:
+                return measured * 1e12
         column = CUDA_CORE_COLUMN.get(precision)
         if column == "fp16_nontensor_tflops" and _value(gpu, column) is None:
             column = "fp32_tflops"  # unknown FP16 vector rate: fall back to FP32
@@ -112,8 +121,8 @@ def peak_flops(gpu: dict, precision: str = "fp16", *, tensor: bool = True, spars
     return None if value is None else value * 1e12
 
 
-def memory_bandwidth(gpu: dict, *, use_measured: bool = True) -> float:
-    """DRAM bandwidth in bytes/s (measured when present and ``use_measured``)."""
+def memory_bandwidth(gpu: dict, *, use_measured: bool = False) -> float:
+    """DRAM bandwidth in bytes/s (the measured one when ``use_measured`` and the table has it)."""
     measured = _value(gpu, "measured_bandwidth_gbs") if use_measured else None
     value = measured if measured is not None else _value(gpu, "memory_bandwidth_gbs")
     return math.nan if value is None else value * 1e9
