@@ -142,3 +142,24 @@ def test_copy_counts_logic():
     assert pipe.copies_per_iteration() == {"h2d": 1, "d2h": 1, "h2d_pinned": 1, "d2h_pinned": 1}
     pipe.task = "detection"
     assert pipe.copies_per_iteration() is None
+
+
+def test_transformer_fast_path_layers_are_the_leaves_that_run():
+    """With an even head count PyTorch runs each TransformerEncoderLayer as one fused op (its fast path), which
+    it turns off when a module has forward hooks. The recording must see the execution that is measured: the
+    encoder layers are leaves, and every leaf gets its range at run time."""
+    from profiler.backends.models import build_transformer
+
+    m = build_transformer(d_model=32, nhead=4, num_layers=2, vocab=100, seq_len=6, num_classes=7).eval()
+    ids = torch.randint(0, 100, (2, 6))
+    leaves, calls = executed_leaf_modules(m, lambda: m(ids))
+    assert "encoder.layers.0" in leaves and "encoder.layers.1" in leaves
+    assert not any(n.startswith("encoder.layers.0.") for n in leaves)  # fused: its children never ran
+    assert all("forward" not in mod.__dict__ for mod in m.modules())  # recording wrappers removed
+    r = recording_ranges()
+    lr = LeafRanges(r, leaves)
+    lr.install()
+    with torch.inference_mode():
+        m(ids)
+    lr.remove()
+    assert [a for k, a in r.domain.events if k == "push"] == [c["name"] for c in calls]

@@ -244,7 +244,8 @@ def layer_attributes(mod) -> dict:
     if type(mod).__name__ == "TransformerEncoderLayer":
         sa = mod.self_attn
         out.update(embed_dim=sa.embed_dim, num_heads=sa.num_heads, dim_feedforward=mod.linear1.out_features,
-                   norm_first=bool(getattr(mod, "norm_first", False)))
+                   norm_first=bool(getattr(mod, "norm_first", False)), batch_first=bool(sa.batch_first),
+                   activation="gelu" if getattr(mod, "activation_relu_or_gelu", 1) == 2 else "relu")
     return out
 
 

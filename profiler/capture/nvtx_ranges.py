@@ -129,12 +129,14 @@ def _ranged_forward(forward: Callable, push: Callable, pop: Callable, attr) -> C
 
 
 def executed_leaf_modules(model, run_once: Callable[[], object]) -> tuple[dict, list[dict]]:
-    """Run the model once with recording hooks on every module; return ({path: module} of the executed leaves in
-    first-call order, [call records in execution order]).
+    """Run the model once with a recording wrapper around every module's `forward`; return ({path: module} of the
+    executed leaves in first-call order, [call records in execution order]).
 
     A leaf here is a module that ran while none of its descendants ran: modules with no children, and also
     modules whose children are bypassed (nn.MultiheadAttention reads out_proj's weights directly; PyTorch's fast
-    path for TransformerEncoderLayer runs the whole layer as one op)."""
+    path for TransformerEncoderLayer runs the whole layer as one op). Recording wraps `forward` exactly as
+    `LeafRanges` does, never with forward hooks: PyTorch turns the TransformerEncoderLayer fast path off when a
+    module has hooks, so hooks would record another execution than the one that is measured."""
     import torch
 
     by_module = {}
@@ -144,41 +146,44 @@ def executed_leaf_modules(model, run_once: Callable[[], object]) -> tuple[dict, 
     stack: list[str] = []
     calls: list[dict] = []
     ran_children: dict[str, bool] = {}
-    handles = []
+    saved = []
 
-    def pre(name):
-        def f(mod, args, kwargs):
+    def recording(name, mod, forward):
+        def ranged(*args, **kwargs):
             if stack:
                 ran_children[stack[-1]] = True
             stack.append(name)
-            calls.append({"name": name, "module": mod, "inputs": _shapes((args, kwargs)), "outputs": None,
-                          "dtype": _first_dtype((args, kwargs))})
-            calls[-1]["_index"] = len(calls) - 1
-            f.last = len(calls) - 1
-            _open.append(len(calls) - 1)
-        return f
+            call = {"name": name, "module": mod, "inputs": _shapes((args, kwargs)), "outputs": None,
+                    "dtype": _first_dtype((args, kwargs))}
+            call["_index"] = len(calls)
+            calls.append(call)
+            try:
+                out = forward(*args, **kwargs)
+            finally:
+                stack.pop()
+            call["outputs"] = _shapes(out)
+            return out
 
-    _open: list[int] = []
+        return ranged
 
-    def post(name):
-        def f(mod, args, kwargs, output):
-            stack.pop()
-            idx = _open.pop()
-            calls[idx]["outputs"] = _shapes(output)
-        return f
-
+    seen = set()
     for mod in model.modules():
         name = by_module.get(id(mod))
-        if name is None:
+        if name is None or id(mod) in seen:
             continue
-        handles.append(mod.register_forward_pre_hook(pre(name), with_kwargs=True))
-        handles.append(mod.register_forward_hook(post(name), with_kwargs=True))
+        seen.add(id(mod))
+        had = "forward" in mod.__dict__
+        saved.append((mod, had, mod.__dict__.get("forward")))
+        mod.forward = recording(name, mod, mod.forward)
     try:
         with torch.inference_mode():
             run_once()
     finally:
-        for h in handles:
-            h.remove()
+        for mod, had, fwd in reversed(saved):
+            if had:
+                mod.forward = fwd
+            else:
+                mod.__dict__.pop("forward", None)
     leaves: dict = {}
     leaf_calls = []
     for c in calls:

@@ -111,7 +111,8 @@ def _mha_module(rec, ins, outs, width, precision):
 
 
 def _encoder_layer_module(rec, ins, outs, width, precision):
-    """nn.TransformerEncoderLayer run as one leaf: self-attention, 2 LayerNorms, FFN, 2 residual adds."""
+    """nn.TransformerEncoderLayer run as one leaf (PyTorch's fused fast path): self-attention, 2 LayerNorms, FFN with
+    its activation, 2 residual adds. `batch_first` as recorded (PyTorch's default, False, when absent)."""
     x = ins[0]
     e, f = int(rec["embed_dim"]), int(rec["dim_feedforward"])
     attn, _ = _mha_module(rec, [x, x, x], [], width, precision)
@@ -119,7 +120,7 @@ def _encoder_layer_module(rec, ins, outs, width, precision):
     cost = (attn
             + oc.normalization(x, "layer", normalized_numel=e, dtype_bytes=width).scaled(2)
             + oc.matmul((tokens, e), (e, f), bias_shape=(f,), b_is_weight=True, dtype_bytes=width)
-            + oc.activation("relu", (tokens, f), dtype_bytes=width)
+            + oc.activation(str(rec.get("activation") or "relu"), (tokens, f), dtype_bytes=width)
             + oc.matmul((tokens, f), (f, e), bias_shape=(e,), b_is_weight=True, dtype_bytes=width)
             + oc.elementwise(x, [x, x], dtype_bytes=width).scaled(2))
     return cost, oc.matmul_tensor_core_eligible(e, f, precision)
