@@ -115,6 +115,9 @@ def test_layers_one_row_per_position_with_all_iterations(case):
     name, trace, a = case
     meta = json.loads((DATA / f"{name}.metadata.json").read_text())
     layers = a.layers
+    if not meta.get("layer_ranges"):  # a capture without per-layer ranges (tools/capture_sync_copies.py)
+        assert layers.empty
+        return
     assert len(layers) > 10
     assert (layers["instances"] == meta["iterations"]).all()
     assert list(layers["layer"]) == list(range(len(layers)))
@@ -144,7 +147,10 @@ def test_json_contract(case):
     assert {"name", "instances", "total_ns", "avg_ns", "med_ns", "min_ns", "max_ns", "tensor_core"} <= set(k)
     assert {"operation", "count", "total_ns", "total_bytes"} <= set(out["memory_ops"][0])
     assert {"name", "instances", "total_ns", "gpu_ns", "share"} <= set(out["stages"][0])
-    assert {"name", "instances", "gpu_ns", "kernels", "tensor_core_share"} <= set(out["layers"][0])
+    if a.layers.empty:
+        assert out["layers"] == []
+    else:
+        assert {"name", "instances", "gpu_ns", "kernels", "tensor_core_share"} <= set(out["layers"][0])
     assert sum(k["instances"] for k in out["kernels"]) == len(trace.kernels)
 
 

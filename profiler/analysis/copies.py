@@ -1,8 +1,9 @@
 """Memory-copy detective: rules that find the copies (and memsets) that waste time, and say where each comes from.
 
 Every rule is a pure function over `copy_ops` (each copy, memset and copy / layout kernel with its launching API
-call and where it sits in the NVTX tree; `unoverlapped` also over `kernel_ops`, every kernel in a thin frame). A rule returns the rows it flags with a `wasted_ns` estimate; `findings`
-groups flagged rows by call site into findings (dicts, JSON-ready). Times are ns on the trace clock, sizes bytes.
+call and where it sits in the NVTX tree; `unoverlapped` also over `kernel_ops`, every kernel in a thin frame).
+A rule returns the rows it flags with a `wasted_ns` estimate; `findings` groups flagged rows by call site into
+findings (dicts, JSON-ready). Times are ns on the trace clock, sizes bytes.
 
 Where a copy comes from (no backtraces in a trace, so "call site" is approximated from NVTX and the API call):
 - stage: the ancestor range named like a stage (preprocess / inference / postprocess);
@@ -16,8 +17,9 @@ Rules (definitions in detail in docs/notes/copies.md):
 - pageable_memcpy: copies to/from pageable host memory launched by an async memcpy API (nsys's
   cuda_memcpy_async rule: `cudaMemcpy%Async%` runtime calls, src or dst kind Pageable; also the driver's
   `cuMemcpy*Async`).
-- sync_memcpy: copies launched by a synchronous memcpy API (no `Async` in the name), except device-to-device
-  copies, which do not block the host (CUDA "API synchronization behavior").
+- sync_memcpy: copies launched by a synchronous memcpy API (no `Async` in the name), as nsys's cuda_memcpy_sync
+  rule selects them: not copies within one device (they do not block the host) and not host-to-device copies of
+  at most 64,000 bytes (they return once staged); also the driver's `cuMemcpy*`.
 - sync_memset: memsets launched by a synchronous memset API on pinned or managed memory (nsys's
   cuda_memset_sync rule; memsets of device memory do not block the host).
 - round_trip: a device-to-host copy whose very next GPU operation launched by the same thread is a
@@ -100,6 +102,7 @@ _LAYOUT_KERNEL = re.compile(r"(nchw|nhwc|nc[a-z]*hw\d*)_?(to|2)_?(nchw|nhwc|nc[a
 _COPY_KERNEL = re.compile(r"direct_copy_kernel", re.IGNORECASE)
 
 TINY_BYTES = 64 * 1024
+SYNC_H2D_STAGED_BYTES = 64_000  # nsys cuda_memcpy_sync: smaller sync H2D copies return once staged
 TINY_MIN_PER_INSTANCE = 4
 UNOVERLAPPED_MIN_NS = 10_000
 OCCURRENCES = 5
@@ -107,7 +110,7 @@ OCCURRENCES = 5
 OP_COLUMNS = ["op", "kind", "name", "operation", "start", "end", "duration_ns", "bytes", "device_id", "stream_id",
               "global_pid", "correlation_id", "global_tid", "api_name", "api_start", "api_end", "api_ns", "src_kind",
               "dst_kind", "mem_kind", "stage", "stage_pos", "iteration_pos", "layer", "layer_index", "layer_pos",
-              "scope", "scope_pos", "slot", "next_op"]
+              "scope", "scope_pos", "slot", "next_op", "src_device_id", "dst_device_id"]
 
 
 # ---- where each GPU operation comes from ---------------------------------------------------------------------------
@@ -247,10 +250,11 @@ def copy_ops(projected: pd.DataFrame, ops: np.ndarray, origins: pd.DataFrame, me
         sel["bytes"] = np.nan
     keys = ["global_pid", "correlation_id", "start"]
     if len(memcpy):
-        detail = memcpy[keys + ["operation", "src_kind", "dst_kind"]].astype({"operation": str}).drop_duplicates(keys)
+        detail = memcpy[keys + ["operation", "src_kind", "dst_kind", "src_device_id", "dst_device_id"]].astype(
+            {"operation": str}).drop_duplicates(keys)
         sel = sel.merge(detail, on=keys, how="left", sort=False)
     else:
-        sel = sel.assign(operation=None, src_kind=None, dst_kind=None)
+        sel = sel.assign(operation=None, src_kind=None, dst_kind=None, src_device_id=np.nan, dst_device_id=np.nan)
     if len(memset):
         sel = sel.merge(memset[keys + ["mem_kind"]].drop_duplicates(keys), on=keys, how="left", sort=False)
     else:
@@ -302,10 +306,17 @@ def pageable_memcpy(ops: pd.DataFrame) -> pd.DataFrame:
 
 
 def sync_memcpy(ops: pd.DataFrame) -> pd.DataFrame:
-    """Copies launched by a synchronous memcpy API, except device-to-device ones. Waste: call ns."""
+    """Copies launched by a synchronous memcpy API, as nsys's cuda_memcpy_sync rule selects them: not copies within
+    one device (src and dst device ids equal; by direction where the export lacks the ids) and not host-to-device
+    copies of at most 64,000 bytes (which return once staged). Waste: call ns."""
     c = _copies(ops)
     sync_api = _api_matches(c["api_name"], _MEMCPY_API) & ~_api_matches(c["api_name"], _ASYNC_MEMCPY_API)
-    hit = c[sync_api & ~c["operation"].isin(DEVICE_COPY_OPERATIONS).to_numpy()]
+    src, dst = c["src_device_id"], c["dst_device_id"]
+    by_ids = src.notna().to_numpy()
+    same_device = np.where(by_ids, (src == dst).to_numpy(),
+                           (c["operation"].isin(DEVICE_COPY_OPERATIONS) & (c["operation"] != P2P)).to_numpy())
+    staged = ((c["operation"] == H2D) & (c["bytes"] <= SYNC_H2D_STAGED_BYTES)).to_numpy()
+    hit = c[sync_api & ~same_device & ~staged]
     return hit.assign(wasted_ns=hit["api_ns"].fillna(0))
 
 
@@ -414,7 +425,8 @@ def repeated_uploads(ops: pd.DataFrame, nvtx: pd.DataFrame, stage_names=DEFAULT_
 
 def device_copies(ops: pd.DataFrame, staged: bool, stage: str = "inference") -> pd.DataFrame:
     """D2D / peer copies and copy or layout-conversion kernels inside `stage` (whole trace when no GPU op has a
-    stage: `staged` False), with `what` ('D2D memcpy', 'Peer-to-Peer memcpy', 'layout kernel', 'copy kernel'). Waste: GPU ns."""
+    stage: `staged` False), with `what` ('D2D memcpy', 'Peer-to-Peer memcpy', 'layout kernel', 'copy kernel').
+    Waste: GPU ns."""
     cols = list(ops.columns) + ["what", "wasted_ns"]
     is_copy = (ops["kind"] == "memcpy") & ops["operation"].isin(DEVICE_COPY_OPERATIONS)
     is_kernel = (ops["kind"] == "kernel").to_numpy()
