@@ -126,6 +126,20 @@ def wait_settled(page, quiet_s: float = 0.6, timeout_s: float = 60) -> None:
         time.sleep(0.1)
 
 
+def worst_warm_navigation(page, away: str, to: str, title: str, charts: int, timeout_s: float, n: int = 3) -> float:
+    """Worst of `n` navigations (s): click page `away` in the sidebar, then `to`, timed until `to` shows `title`
+    with `charts` charts drawn."""
+    worst = 0.0
+    for _ in range(n):
+        page.locator('[data-testid="stSidebarNav"] a', has_text=away).click()
+        wait_ready(page, away, 0)
+        t = time.perf_counter()
+        page.locator('[data-testid="stSidebarNav"] a', has_text=to).click()
+        wait_ready(page, title, charts, timeout_s=timeout_s)
+        worst = max(worst, time.perf_counter() - t)
+    return worst
+
+
 def screenshot(page, name: str) -> Path:
     """A screenshot of the whole page once it has settled: Streamlit scrolls inside its main block, so the
     viewport is stretched to the content's height first (at most 6000 px), then restored."""
@@ -265,14 +279,7 @@ def test_overview_draws_within_2s_when_warm(server, browser, sample_run_dirs):
     page.goto(f"{server.url}/?run={run_id}")
     wait_ready(page, None, 2)  # warm: the analysis is cached
     title = page.locator('[data-testid="stMain"] h1').first.inner_text()
-    worst = 0.0
-    for _ in range(3):
-        page.locator('[data-testid="stSidebarNav"] a', has_text="Layers").click()
-        wait_ready(page, "Layers", 0)
-        t = time.perf_counter()
-        page.locator('[data-testid="stSidebarNav"] a', has_text="Overview").click()
-        wait_ready(page, title, 2, timeout_s=30)
-        worst = max(worst, time.perf_counter() - t)
+    worst = worst_warm_navigation(page, "Layers", "Overview", title, 2, timeout_s=30)
     t = time.perf_counter()
     page.goto(f"{server.url}/?run={run_id}")
     wait_ready(page, title, 2, timeout_s=30)
@@ -399,14 +406,7 @@ def test_timeline_of_a_1m_kernel_trace_within_5s(tmp_path, browser, sample_run_d
         shapes = page.locator('[data-testid="stMain"]').inner_text()
         assert "merged" in shapes and "shapes a browser draws smoothly" in shapes  # it says it aggregated
         screenshot(page, "timeline_1m_whole_trace.png")
-        worst = 0.0
-        for _ in range(3):
-            page.locator('[data-testid="stSidebarNav"] a', has_text="Upload").click()
-            wait_ready(page, "Upload", 0)
-            t = time.perf_counter()
-            page.locator('[data-testid="stSidebarNav"] a', has_text="Timeline").click()
-            wait_ready(page, "Timeline", 1, timeout_s=60)
-            worst = max(worst, time.perf_counter() - t)
+        worst = worst_warm_navigation(page, "Upload", "Timeline", "Timeline", 1, timeout_s=60)
         record_timing("timeline_1m_nav_warm_s_worst_of_3", worst)
         # one iteration at full detail
         page.get_by_text("One iteration", exact=True).click()

@@ -137,8 +137,7 @@ class Pipeline:
         if not self.cuda:
             return host
         if self.pinned:
-            if self._pinned_in is None or self._pinned_in.shape != host.shape or self._pinned_in.dtype != host.dtype:
-                self._pinned_in = torch.empty(host.shape, dtype=host.dtype, pin_memory=True)
+            self._pinned_in = _pinned_like(torch, self._pinned_in, host)
             self._pinned_in.copy_(host)
             return self._pinned_in.to(self.device, non_blocking=True)
         return host.to(self.device)
@@ -245,8 +244,7 @@ class Pipeline:
         if not self.cuda:
             return t
         if self.pinned:
-            if self._pinned_out is None or self._pinned_out.shape != t.shape or self._pinned_out.dtype != t.dtype:
-                self._pinned_out = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+            self._pinned_out = _pinned_like(torch, self._pinned_out, t)
             self._pinned_out.copy_(t, non_blocking=True)
             torch.cuda.current_stream().synchronize()
             return self._pinned_out
@@ -319,3 +317,11 @@ def image_spec(size: int = 224) -> InputSpec:
 
 def is_image_shape(shape) -> bool:
     return len(shape) == 3 and shape[0] in (1, 3) and min(shape[1:]) >= 16 and not math.isnan(shape[1])
+
+
+def _pinned_like(torch, buffer, t):
+    """`buffer` when it is a pinned host tensor of t's shape and dtype, else a new one: one staging buffer per
+    direction, reused every iteration."""
+    if buffer is None or buffer.shape != t.shape or buffer.dtype != t.dtype:
+        buffer = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    return buffer

@@ -193,12 +193,20 @@ def conv(input_shape: Shape, weight_shape: Shape, output_shape: Shape | None = N
         output_shape = (n_batch, c_out, *spatial)
     out_elems = numel(output_shape)
     macs = out_elems * c_in_per_group * math.prod(kernel)
-    params = numel(weight_shape) + (c_out if bias else 0)
     note = ""
     if groups > 1 and c_in_per_group * groups != c_in:
         note = f"channels {c_in} != {c_in_per_group} x groups {groups}"
+    return _weighted_cost(macs, input_shape, weight_shape, c_out if bias else 0, output_shape, dtype_bytes, note)
+
+
+def _weighted_cost(macs: int, input_shape: Shape, weight_shape: Shape, bias_elems: int, output_shape: Shape,
+                   dtype_bytes: float, note: str = "") -> OpCost:
+    """Cost of a weighted op (convolution, transposed convolution): 2 FLOPs per MAC plus one bias add per output
+    element when there is a bias; reads the input, weights and bias once, writes the output once."""
+    out_elems = numel(output_shape)
+    params = numel(weight_shape) + bias_elems
     return OpCost(
-        flops=2 * macs + (out_elems if bias else 0),
+        flops=2 * macs + (out_elems if bias_elems else 0),
         macs=macs,
         bytes_read=(numel(input_shape) + params) * dtype_bytes,
         bytes_written=out_elems * dtype_bytes,
@@ -231,16 +239,7 @@ def conv_transpose(input_shape: Shape, weight_shape: Shape, output_shape: Shape 
                         - pb[i] - pe[i] for i in range(nd))
         output_shape = (n_batch, c_out, *spatial)
     macs = numel(input_shape) * c_out_per_group * math.prod(kernel)
-    out_elems = numel(output_shape)
-    params = numel(weight_shape) + (c_out if bias else 0)
-    return OpCost(
-        flops=2 * macs + (out_elems if bias else 0),
-        macs=macs,
-        bytes_read=(numel(input_shape) + params) * dtype_bytes,
-        bytes_written=out_elems * dtype_bytes,
-        params=params,
-        output_shape=tuple(output_shape),
-    )
+    return _weighted_cost(macs, input_shape, weight_shape, c_out if bias else 0, output_shape, dtype_bytes)
 
 
 def matmul(a_shape: Shape, b_shape: Shape, *, bias_shape: Shape | None = None,
